@@ -1,0 +1,98 @@
+"""Benchmark a .tflite model on the host CPU.
+
+The model runs in a child process (``python -m latprof.benchmarking._host_worker``)
+so that it can be pinned to one core, killed on timeout, and kept apart from
+whatever the calling process has loaded. The runtime is LiteRT's interpreter
+(``ai_edge_litert``): the same TFLite interpreter and default XNNPACK delegate
+that ``benchmark_model`` uses on a phone, shipped as a small wheel now that
+``tf.lite.Interpreter`` is deprecated in TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from latprof.errors import BenchmarkFailedError, BenchmarkTimeoutError
+
+__all__ = ["HostRun", "run_host_benchmark", "default_host_cpu"]
+
+
+@dataclass(frozen=True)
+class HostRun:
+    """Raw timings of one host benchmark, in microseconds."""
+
+    init_us: float
+    warmup_us: list[float]
+    run_us: list[float]
+    op_profile: list[tuple[str, str, float, float]] | None  # (node_type, name, first_ms, avg_ms), run order
+    runtime: str
+    runtime_version: str
+    delegate: str
+    cpu: int | None  # the core the run was pinned to, None where the OS has no affinity API
+
+
+def default_host_cpu() -> int | None:
+    """The core host runs are pinned to: the highest-numbered one we may use."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return max(os.sched_getaffinity(0))
+
+
+def run_host_benchmark(
+    model_path: Path,
+    *,
+    threads: int = 1,
+    warmup_runs: int = 10,
+    num_runs: int = 50,
+    op_profile: bool = False,
+    timeout_s: float | None = None,
+    cpu: int | None = -1,
+) -> HostRun:
+    """Time ``num_runs`` invocations of the model after ``warmup_runs``.
+
+    ``cpu=-1`` pins to :func:`default_host_cpu`; ``None`` leaves scheduling to the OS.
+    Raises BenchmarkTimeoutError past ``timeout_s`` and BenchmarkFailedError when the
+    interpreter rejects the model.
+    """
+    if cpu == -1:
+        cpu = default_host_cpu()
+    cmd = [
+        sys.executable, "-m", "latprof.benchmarking._host_worker",
+        "--model", str(model_path), "--threads", str(threads),
+        "--warmup-runs", str(warmup_runs), "--num-runs", str(num_runs),
+    ]
+    if op_profile:
+        cmd.append("--op-profile")
+    if cpu is not None:
+        cmd += ["--cpu", str(cpu)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(threads))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise BenchmarkTimeoutError(
+            f"host benchmark of {model_path.name} exceeded {timeout_s:g} s; raise --timeout or lower --runs"
+        ) from None
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
+        detail = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise BenchmarkFailedError(
+            f"the LiteRT interpreter could not run {model_path.name}: {detail}; "
+            "check the model loads with ai_edge_litert.interpreter.Interpreter"
+        )
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    profile = data.get("op_profile")
+    return HostRun(
+        init_us=data["init_us"],
+        warmup_us=data["warmup_us"],
+        run_us=data["run_us"],
+        op_profile=[tuple(row) for row in profile] if profile is not None else None,
+        runtime=data["runtime"],
+        runtime_version=data["runtime_version"],
+        delegate=data["delegate"],
+        cpu=data["cpu"],
+    )

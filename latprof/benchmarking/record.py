@@ -1,0 +1,121 @@
+"""The measurement record: one latency figure with everything needed to trust it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from latprof.errors import ModelFileError
+
+__all__ = ["LatencyStats", "Measurement", "ModelInfo", "inspect_model", "TFLITE_IDENTIFIER"]
+
+TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of timed runs, in milliseconds. Fields the source did not report are None."""
+
+    count: int
+    median_ms: float | None
+    mean_ms: float | None
+    std_ms: float | None
+    p5_ms: float | None
+    p95_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+
+    @classmethod
+    def from_samples(cls, run_us: Sequence[float]) -> "LatencyStats":
+        """Statistics of per-run times given in microseconds."""
+        ms = np.asarray(run_us, dtype=float) / 1e3
+        if ms.size == 0:
+            raise ValueError("no timed runs")
+        p5, median, p95 = np.percentile(ms, [5, 50, 95])
+        return cls(
+            count=int(ms.size), median_ms=float(median), mean_ms=float(ms.mean()),
+            std_ms=float(ms.std()), p5_ms=float(p5), p95_ms=float(p95),
+            min_ms=float(ms.min()), max_ms=float(ms.max()),
+        )
+
+    @property
+    def headline_ms(self) -> float:
+        """The one figure to quote: the median, or the mean where the tool printed no median."""
+        value = self.median_ms if self.median_ms is not None else self.mean_ms
+        if value is None:
+            raise ValueError("no central statistic")
+        return value
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity of a model file."""
+
+    path: Path
+    name: str
+    sha256: str
+    size_bytes: int
+
+
+def inspect_model(path: Path) -> ModelInfo:
+    """Check that ``path`` is a readable TFLite flatbuffer and return its identity."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}; check the path")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a file; pass a .tflite model file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+    if len(data) == 0:
+        raise ModelFileError(f"{path} is empty; re-export the model (e.g. `latprof arch export`)")
+    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+        raise ModelFileError(
+            f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier); convert it with tf.lite.TFLiteConverter"
+        )
+    if len(data) < 64 or int.from_bytes(data[0:4], "little") >= len(data):
+        raise ModelFileError(f"{path} is truncated; copy or export the model again")
+    return ModelInfo(path=path, name=path.name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One stored latency measurement of one model on one device.
+
+    ``settings`` holds everything that changes a latency: threads, core mask or
+    pinned CPU, warm-up and run counts, delegate, op profiling, timeout.
+    """
+
+    model_name: str
+    model_sha256: str | None
+    model_bytes: int | None
+    device: str
+    fingerprint: dict[str, Any]
+    runtime: str
+    runtime_version: str
+    settings: dict[str, Any]
+    command: str
+    stats: LatencyStats
+    source: str = "measure"  # "measure" or "import-log"
+    run_us: list[float] | None = None
+    init_us: float | None = None
+    first_inference_us: float | None = None
+    op_profile: list[dict[str, Any]] = field(default_factory=list)
+    memory_mb: dict[str, float] = field(default_factory=dict)
+    state_before: dict[str, Any] = field(default_factory=dict)
+    state_after: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``latprof measure --json``)."""
+        data = asdict(self)
+        data["latency_ms"] = self.stats.headline_ms
+        return data

@@ -1,0 +1,51 @@
+"""The ``latprof`` command line. The only place that knows about click.
+
+Library errors (:class:`latprof.errors.LatprofError`) are shown as a one-line
+``Error: …`` on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import click
+
+from latprof import __version__
+from latprof.errors import LatprofError
+
+
+class _LatprofGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LatprofError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+
+
+@click.group(cls=_LatprofGroup)
+@click.version_option(__version__, prog_name="latprof")
+@click.option("--db", type=click.Path(dir_okay=False), envvar="LATPROF_DB",
+              help="Results database (default: $LATPROF_DB or ~/.local/share/latprof/latprof.db).")
+@click.pass_context
+def main(ctx: click.Context, db: str | None) -> None:
+    """latprof: measure, store, predict and search on-device latency of neural networks."""
+    ctx.obj = {"db": db}
+
+
+def _register() -> None:
+    from latprof.cli import measure as _measure
+
+    for command in _measure.COMMANDS:
+        main.add_command(command)
+    for module, names in (("latprof.cli.arch", ("arch", "space")), ("latprof.cli.device", ("device",))):
+        try:
+            mod = __import__(module, fromlist=list(names))
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        for name in names:
+            main.add_command(getattr(mod, name))
+
+
+_register()

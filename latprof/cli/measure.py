@@ -1,0 +1,125 @@
+"""``latprof measure``, ``devices``, ``import-log`` and ``results``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from latprof.benchmarking.record import Measurement, inspect_model
+
+
+def _store(ctx: click.Context):
+    from latprof.store import Store
+
+    return Store(ctx.obj.get("db"))
+
+
+def _summary(m: Measurement) -> str:
+    s = m.stats
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    settings = m.settings
+    where = f"core mask {settings.get('core_mask')}" if settings.get("core_mask") else "unpinned"
+    lines = [
+        f"{m.model_name} on {m.device}: {s.headline_ms:.3f} ms "
+        f"({'median' if s.median_ms is not None else 'mean'} of {s.count} runs)",
+        f"  median {fmt(s.median_ms)}  mean {fmt(s.mean_ms)}  std {fmt(s.std_ms)} ms",
+        f"  p5 {fmt(s.p5_ms)}  p95 {fmt(s.p95_ms)}  min {fmt(s.min_ms)}  max {fmt(s.max_ms)} ms",
+        f"  {m.runtime} {m.runtime_version}, {settings.get('threads')} thread(s), {where}, "
+        f"warm-up {settings.get('warmup_runs')}, delegate {settings.get('delegate')}",
+    ]
+    if m.op_profile:
+        lines.append("  slowest ops (avg ms):")
+        for op in sorted(m.op_profile, key=lambda o: -o["avg_ms"])[:10]:
+            lines.append(f"    {op['avg_ms']:9.3f}  {op['node_type']:<20} {op['name'][:60]}")
+    if m.id is not None:
+        lines.append(f"  stored as measurement #{m.id}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--device", "device_name", default="local", show_default=True,
+              help="Config name (device_configs/), ADB serial, or HOST:PORT.")
+@click.option("--runs", type=click.IntRange(min=1), help="Timed runs (default: the device config's).")
+@click.option("--warmup", type=click.IntRange(min=0), help="Warm-up runs (default: the device config's).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--op-profile", is_flag=True, help="Also record per-operator times.")
+@click.option("--core-mask", help="taskset mask on the phone (default: the config's big cores).")
+@click.option("--benchmark-binary", type=click.Path(path_type=Path),
+              help="Local benchmark_model to push when the phone lacks one.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), help="Seconds before giving up.")
+@click.option("--wait-cool", is_flag=True, help="Wait for a hot device to cool before measuring.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full record as JSON.")
+@click.pass_context
+def measure(ctx, model, device_name, runs, warmup, threads, op_profile, core_mask, benchmark_binary,
+            timeout_s, wait_cool, as_json):
+    """Measure the latency of a .tflite MODEL on the host (default) or a phone."""
+    from latprof.devices import open_device
+    from latprof.measure import build_request, measure as run_measure
+
+    inspect_model(model)  # fail on a bad file before connecting to anything
+    with _store(ctx) as store, open_device(device_name) as device:
+        request = build_request(device, runs=runs, warmup=warmup, threads=threads, op_profile=op_profile,
+                                timeout_s=timeout_s, core_mask=core_mask, benchmark_binary=benchmark_binary)
+        result = run_measure(model, device, request, store=store, wait_cool=wait_cool,
+                             notify=lambda msg: click.echo(f"Warning: {msg}", err=True))
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else _summary(result))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def devices(as_json):
+    """List the devices latprof can see: local and ADB devices."""
+    from latprof.devices import list_devices
+
+    rows = list_devices()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['serial']:<22} {row['state']:<14} config={row.get('config') or '-':<8} "
+            f"model={row.get('model') or '-'} board={row.get('board') or '-'} "
+            f"sdk={row.get('sdk') or '-'} abi={row.get('abi') or '-'}"
+        )
+
+
+@click.command("import-log")
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option("--device", "device_name", default="unknown", show_default=True, help="Device the log came from.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="The .tflite the log measured, to record its hash.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def import_log_command(ctx, log, device_name, model_path, as_json):
+    """Parse a saved benchmark_model output LOG and store it."""
+    from latprof.measure import import_log
+
+    model = inspect_model(model_path) if model_path else None
+    with _store(ctx) as store:
+        result = import_log(log, device=device_name, model=model, store=store)
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else _summary(result))
+
+
+@click.command()
+@click.option("--device", "device_name", help="Only this device.")
+@click.option("--model", "model_name", help="Only models whose file name contains this.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Export to this CSV file.")
+@click.pass_context
+def results(ctx, device_name, model_name, csv_path):
+    """List (or export) stored measurements."""
+    with _store(ctx) as store:
+        frame = store.measurements_frame(device_name, model_name)
+    if csv_path:
+        frame.to_csv(csv_path, index=False)
+        click.echo(f"wrote {len(frame)} measurements to {csv_path}")
+        return
+    if frame.empty:
+        click.echo("no measurements stored yet; run `latprof measure MODEL`")
+        return
+    columns = ["id", "created_at", "device", "model", "latency_ms", "p5_ms", "p95_ms", "count", "runtime_version"]
+    click.echo(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+COMMANDS = [measure, devices, import_log_command, results]

@@ -1,0 +1,295 @@
+"""Android phones over ADB, through the adb-shell library (no adb server needed).
+
+The phone runs TFLite's own ``benchmark_model``, pinned with ``taskset`` to the
+config's big-core mask; every path and argument passed to the device shell is
+quoted with :func:`shlex.quote`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import stat
+import uuid
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from latprof.benchmarking.parser import parse_benchmark_output
+from latprof.benchmarking.record import LatencyStats, ModelInfo
+from latprof.devices.base import (
+    BenchmarkRequest, BenchmarkRun, Device, DeviceState, cpus_in_mask, state_from_sysfs, sysfs_paths,
+)
+from latprof.devices.config import DeviceConfig
+from latprof.errors import (
+    BenchmarkBinaryMissingError, BenchmarkFailedError, BenchmarkTimeoutError, DeviceDisconnectedError,
+    DeviceError, DeviceUnauthorizedError, LatprofError, NoDeviceError,
+)
+
+__all__ = ["AdbDevice", "default_key_path", "load_signer", "parse_getprop", "REMOTE_DIR"]
+
+REMOTE_DIR = "/data/local/tmp/latprof"
+_EXIT_MARKER = "__latprof_exit="
+T = TypeVar("T")
+
+
+def default_key_path() -> Path:
+    """Where adb keeps its key: ``$ADB_VENDOR_KEYS``-independent ``~/.android/adbkey``."""
+    return Path(os.environ.get("ANDROID_USER_HOME") or Path.home() / ".android") / "adbkey"
+
+
+def load_signer(key_path: Path | None = None):
+    """The RSA signer for ``key_path`` (adb's format), creating the key pair with mode 0600 if missing."""
+    from adb_shell.auth.keygen import keygen
+    from adb_shell.auth.sign_cryptography import CryptographySigner
+
+    key_path = key_path or default_key_path()
+    if not key_path.exists():
+        key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        keygen(str(key_path))
+        os.chmod(key_path, 0o600)
+    return CryptographySigner(str(key_path))
+
+
+def parse_getprop(text: str) -> dict[str, str]:
+    """``getprop`` output (``[key]: [value]`` lines) as a dict."""
+    return dict(re.findall(r"^\[([^\]]+)\]: \[(.*)\]\s*$", text, flags=re.M))
+
+
+def _tcp_transport(host: str, port: int):
+    from adb_shell.transport.tcp_transport import TcpTransport
+
+    class _Transport(TcpTransport):
+        """adb-shell's TCP transport, but a closed socket is reported at once instead of after a timeout."""
+
+        def bulk_read(self, numbytes, transport_timeout_s):
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            if numbytes and not data:
+                raise ConnectionResetError("connection closed by the device")
+            return data
+
+    return _Transport(host, port)
+
+
+class AdbDevice(Device):
+    """An Android device reached over TCP (``HOST:PORT``) or USB (a serial)."""
+
+    def __init__(self, handle: Any, serial: str, config: DeviceConfig | None, props: dict[str, str]) -> None:
+        self._handle = handle
+        self.serial = serial
+        self.props = props
+        self.config = config or DeviceConfig(name=serial, kind="android")
+
+    # -- connecting -------------------------------------------------------------------------
+    @classmethod
+    def connect(
+        cls, serial: str, *, configs: dict[str, DeviceConfig], key_path: Path | None = None,
+        auth_timeout_s: float = 10.0, handle: Any = None,
+    ) -> "AdbDevice":
+        """Connect and authenticate; ``serial`` is ``HOST:PORT`` unless a USB ``handle`` is given."""
+        from adb_shell.adb_device import AdbDevice as _AdbShellDevice
+        from adb_shell.exceptions import AdbTimeoutError, DeviceAuthError, TcpTimeoutException
+
+        if handle is None:
+            host, _, port = serial.rpartition(":")
+            handle = _AdbShellDevice(_tcp_transport(host, int(port)), default_transport_timeout_s=10.0)
+        key = key_path or default_key_path()
+        signer = load_signer(key)
+        try:
+            handle.connect(rsa_keys=[signer], auth_timeout_s=auth_timeout_s, read_timeout_s=auth_timeout_s)
+        except (DeviceAuthError, AdbTimeoutError, TcpTimeoutException):
+            handle.close()
+            raise DeviceUnauthorizedError(
+                f"device {serial} did not accept latprof's ADB key {key}; unlock it and allow USB debugging "
+                "for this computer, then run again"
+            ) from None
+        except ConnectionRefusedError:
+            raise NoDeviceError(
+                f"nothing answers at {serial}; enable ADB over TCP on the device (`adb tcpip 5555`) or check the address"
+            ) from None
+        except OSError as exc:
+            raise NoDeviceError(f"cannot reach {serial} ({exc.strerror or exc}); check the address and the network") from None
+        device = cls(handle, serial, None, {})
+        device.props = parse_getprop(device.shell("getprop", timeout_s=30))
+        device.config = next((c for c in configs.values() if c.matches(device.props)), None) or DeviceConfig(
+            name=serial, kind="android"
+        )
+        return device
+
+    def close(self) -> None:
+        self._handle.close()
+
+    # -- talking ----------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from adb_shell.exceptions import AdbConnectionError, AdbTimeoutError, InvalidResponseError, TcpTimeoutException
+
+        try:
+            return fn()
+        except (AdbConnectionError, InvalidResponseError, OSError) as exc:
+            self._handle.close()
+            raise DeviceDisconnectedError(
+                f"lost the connection to {self.serial} during {what} ({exc}); reconnect the device and run again"
+            ) from None
+        except (AdbTimeoutError, TcpTimeoutException):
+            self._handle.close()
+            raise BenchmarkTimeoutError(
+                f"{what} on {self.serial} timed out; raise --timeout, or check the device responds (`adb shell true`)"
+            ) from None
+
+    def shell(self, command: str, timeout_s: float | None = 60.0) -> str:
+        """Run a shell command on the device; returns its output (stdout and stderr as the device sends them)."""
+        read_timeout = max(timeout_s or 0.0, 10.0)
+        return self._call(
+            f"`{command[:60]}`",
+            lambda: self._handle.shell(command, read_timeout_s=read_timeout, timeout_s=timeout_s),
+        )
+
+    def shell_status(self, command: str, timeout_s: float | None = 60.0) -> tuple[str, int]:
+        """Run ``command`` and return ``(output, exit status)``."""
+        output = self.shell(f"{command}; echo {_EXIT_MARKER}$?", timeout_s)
+        head, sep, tail = output.rpartition(_EXIT_MARKER)
+        if not sep:
+            raise DeviceDisconnectedError(
+                f"the shell on {self.serial} stopped before `{command[:40]}` finished; reconnect and run again"
+            )
+        return head, int(tail.strip() or 1)
+
+    def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
+        self._call(f"push of {local.name}", lambda: self._handle.push(str(local), remote, st_mode=stat.S_IFREG | mode))
+
+    def pull(self, remote: str, local: Path) -> None:
+        self._call(f"pull of {remote}", lambda: self._handle.pull(remote, str(local)))
+
+    def stat_mode(self, remote: str) -> int:
+        """The file mode of a device path; 0 when it does not exist."""
+        return self._call(f"stat of {remote}", lambda: self._handle.stat(remote))[0]
+
+    # -- Device interface -------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        p = self.props
+        return {
+            "serial": self.serial,
+            "model": p.get("ro.product.model"),
+            "device": p.get("ro.product.device"),
+            "board": p.get("ro.product.board") or p.get("ro.board.platform"),
+            "soc": p.get("ro.soc.model") or p.get("ro.board.platform"),
+            "build": p.get("ro.build.fingerprint"),
+            "sdk": p.get("ro.build.version.sdk"),
+            "release": p.get("ro.build.version.release"),
+            "abi": p.get("ro.product.cpu.abi"),
+        }
+
+    def _mask(self, request: BenchmarkRequest) -> str | None:
+        return request.core_mask or self.config.benchmark.core_mask
+
+    def state(self, request: BenchmarkRequest) -> DeviceState:
+        mask = self._mask(request)
+        cpus = cpus_in_mask(mask) if mask else []
+        output = self.shell("grep -H . " + " ".join(sysfs_paths(cpus)) + " 2>/dev/null", timeout_s=30)
+        files = {}
+        for line in output.splitlines():
+            path, sep, value = line.partition(":")
+            if sep:
+                files[path] = value
+        return state_from_sysfs(files, cpus)
+
+    def _ensure_binary(self, request: BenchmarkRequest) -> str:
+        binary = self.config.benchmark.binary
+        mode = self.stat_mode(binary)
+        if mode == 0 and request.benchmark_binary is None:
+            raise BenchmarkBinaryMissingError(
+                f"benchmark_model is not on {self.serial} at {binary}; pass --benchmark-binary PATH "
+                "(TFLite's prebuilt android_aarch64_benchmark_model) to push it"
+            )
+        if mode == 0 or (request.benchmark_binary is not None and not mode & 0o111):
+            local = request.benchmark_binary
+            if not local.is_file():
+                raise BenchmarkBinaryMissingError(f"--benchmark-binary {local} does not exist; check the path")
+            self.push(local, binary, mode=0o755)
+        elif not mode & 0o111:
+            _, status = self.shell_status(f"chmod 755 {shlex.quote(binary)}")
+            if status != 0:
+                raise BenchmarkBinaryMissingError(
+                    f"{binary} on {self.serial} is not executable; pass --benchmark-binary PATH to push a fresh copy"
+                )
+        return binary
+
+    def run_benchmark(self, model: ModelInfo, request: BenchmarkRequest) -> BenchmarkRun:
+        binary = self._ensure_binary(request)
+        run_dir = f"{REMOTE_DIR}/{uuid.uuid4().hex[:12]}"
+        remote_model = f"{run_dir}/{model.name}"
+        mask = self._mask(request)
+        argv = [
+            binary, f"--graph={remote_model}", f"--num_threads={request.threads}",
+            f"--warmup_runs={request.warmup_runs}", f"--num_runs={request.num_runs}",
+            "--warmup_min_secs=0", "--min_secs=0",
+        ]
+        if request.op_profile:
+            argv.append("--enable_op_profiling=true")
+        if mask:
+            argv = ["taskset", mask, *argv]
+        command = " ".join(shlex.quote(arg) for arg in argv)
+        try:
+            _, status = self.shell_status(f"mkdir -p {shlex.quote(run_dir)}")
+            if status != 0:
+                raise DeviceError(f"cannot create {run_dir} on {self.serial}; check /data/local/tmp is writable")
+            self.push(model.path, remote_model)
+            output, status = self.shell_status(f"{command} 2>&1", timeout_s=request.timeout_s)
+        finally:
+            self._cleanup(run_dir)
+        if status in (126, 127):  # the shell's "not found" / "not executable"
+            raise BenchmarkBinaryMissingError(
+                f"{binary} cannot be run on {self.serial} ({_last_line(output)}); "
+                "pass --benchmark-binary PATH with a build for this ABI"
+            )
+        parsed = parse_benchmark_output(output)
+        if status != 0:
+            raise BenchmarkFailedError(f"benchmark_model exited with status {status} on {self.serial}: {_last_line(output)}")
+        stats = parsed.inference
+        if stats is None:
+            raise BenchmarkFailedError(f"benchmark_model printed no timed runs on {self.serial}: {_last_line(output)}")
+        ms = lambda us: None if us is None else us / 1e3  # noqa: E731
+        return BenchmarkRun(
+            stats=LatencyStats(
+                count=stats.count, median_ms=ms(stats.median_us), mean_ms=ms(stats.avg_us), std_ms=ms(stats.std_us),
+                p5_ms=ms(stats.p5_us), p95_ms=ms(stats.p95_us), min_ms=ms(stats.min_us), max_ms=ms(stats.max_us),
+            ),
+            runtime="tflite benchmark_model",
+            runtime_version=self._binary_version(binary),
+            settings={
+                "threads": request.threads, "warmup_runs": request.warmup_runs, "num_runs": request.num_runs,
+                "core_mask": mask, "binary": binary, "delegate": _delegate(parsed.messages),
+                "op_profile": request.op_profile, "timeout_s": request.timeout_s,
+            },
+            command=command,
+            init_us=parsed.init_us, first_inference_us=parsed.first_inference_us,
+            op_profile=[
+                {"node_type": r.node_type, "name": r.name, "first_ms": r.first_ms, "avg_ms": r.avg_ms}
+                for r in parsed.op_profile if r.section == "run"
+            ],
+            memory_mb=dict(parsed.memory_mb),
+        )
+
+    def _binary_version(self, binary: str) -> str:
+        output, status = self.shell_status(f"sha256sum {shlex.quote(binary)}")
+        digest = output.split()[0] if status == 0 and output.split() else "unknown"
+        return f"sha256:{digest[:16]}"
+
+    def _cleanup(self, run_dir: str) -> None:
+        try:
+            self.shell(f"rm -rf {shlex.quote(run_dir)}", timeout_s=30)
+        except LatprofError:
+            pass  # the device is gone or stuck; the original error matters more
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+def _delegate(messages: tuple[str, ...]) -> str:
+    for message in messages:
+        match = re.search(r"Created TensorFlow Lite (\S+) delegate", message)
+        if match:
+            return match.group(1).lower()
+    return "none reported"

@@ -1,0 +1,78 @@
+"""latprof's error hierarchy.
+
+Every error latprof raises on purpose derives from :class:`LatprofError`. Its
+message is one line that names the problem and the fix; the CLI prints it as
+``Error: <message>`` and exits non-zero. The library never imports click.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LatprofError",
+    "ModelFileError",
+    "ParseError",
+    "DeviceError",
+    "UnknownDeviceError",
+    "NoDeviceError",
+    "DeviceUnauthorizedError",
+    "DeviceDisconnectedError",
+    "BenchmarkBinaryMissingError",
+    "BenchmarkFailedError",
+    "BenchmarkTimeoutError",
+    "ArchitectureError",
+    "StoreError",
+]
+
+
+class LatprofError(Exception):
+    """Root of every error latprof raises deliberately. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ModelFileError(LatprofError):
+    """The model file is missing, unreadable, or not a TFLite flatbuffer."""
+
+
+class ParseError(LatprofError):
+    """Text (a benchmark log, an architecture string, a config file) could not be parsed."""
+
+
+class DeviceError(LatprofError):
+    """Base for problems with a device."""
+
+
+class UnknownDeviceError(DeviceError):
+    """A device name matches no config, serial or address."""
+
+
+class NoDeviceError(DeviceError):
+    """No device is connected or reachable."""
+
+
+class DeviceUnauthorizedError(DeviceError):
+    """The device rejected our ADB key."""
+
+
+class DeviceDisconnectedError(DeviceError):
+    """The device went away while we were talking to it."""
+
+
+class BenchmarkBinaryMissingError(DeviceError):
+    """benchmark_model is not on the device (or not executable)."""
+
+
+class BenchmarkFailedError(LatprofError):
+    """The benchmark ran but failed (crash, 'Benchmarking failed.', bad model)."""
+
+
+class BenchmarkTimeoutError(LatprofError):
+    """A benchmark run exceeded its timeout."""
+
+
+class ArchitectureError(LatprofError):
+    """An architecture string, name or value is malformed or out of range."""
+
+
+class StoreError(LatprofError):
+    """The results database cannot be opened, migrated or written."""

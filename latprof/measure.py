@@ -1,0 +1,135 @@
+"""Measuring a model on a device, and importing saved benchmark logs.
+
+This is the top of the measurement flow: validate the model, read the device
+state, benchmark, read the state again, and store the record whole.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from latprof.benchmarking.parser import parse_benchmark_output
+from latprof.benchmarking.record import LatencyStats, Measurement, ModelInfo, inspect_model
+from latprof.devices import BenchmarkRequest, Device, DeviceState
+from latprof.errors import ModelFileError, ParseError
+from latprof.store import Store
+
+__all__ = ["measure", "import_log", "build_request"]
+
+_COOL_POLL_S = 5.0
+
+
+def build_request(
+    device: Device, *, runs: int | None = None, warmup: int | None = None, threads: int | None = None,
+    op_profile: bool = False, timeout_s: float | None = None, core_mask: str | None = None,
+    benchmark_binary: Path | None = None,
+) -> BenchmarkRequest:
+    """A benchmark request: the user's settings over the device config's defaults."""
+    defaults = device.config.benchmark
+    return BenchmarkRequest(
+        threads=threads or defaults.threads,
+        warmup_runs=defaults.warmup_runs if warmup is None else warmup,
+        num_runs=runs or defaults.num_runs,
+        op_profile=op_profile,
+        timeout_s=timeout_s or defaults.timeout_s,
+        core_mask=core_mask,
+        benchmark_binary=benchmark_binary,
+    )
+
+
+def _wait_until_cool(device: Device, request: BenchmarkRequest, state: DeviceState,
+                     notify: Callable[[str], None]) -> DeviceState:
+    limits = device.config.thermal
+    deadline = time.monotonic() + limits.cooldown_max_wait_s
+    while state.throttle_warnings(limits) and time.monotonic() < deadline:
+        notify(f"waiting for {device.name} to cool below {limits.cooldown_target_c:g} C "
+               f"(hottest {state.hottest_c} C)")
+        time.sleep(_COOL_POLL_S)
+        state = device.state(request)
+        if state.hottest_c is not None and state.hottest_c <= limits.cooldown_target_c:
+            break
+    return state
+
+
+def measure(
+    model_path: Path, device: Device, request: BenchmarkRequest, *, store: Store | None = None,
+    wait_cool: bool = False, notify: Callable[[str], None] = lambda _: None,
+) -> Measurement:
+    """Benchmark ``model_path`` on ``device`` and store the result (when ``store`` is given).
+
+    Throttling seen before or after the run is recorded in ``warnings`` and passed
+    to ``notify``; with ``wait_cool`` the run waits for a hot device to cool first.
+    """
+    model = inspect_model(model_path)
+    before = device.state(request)
+    if wait_cool:
+        before = _wait_until_cool(device, request, before, notify)
+    limits = device.config.thermal
+    warnings = [f"before run: {w}" for w in before.throttle_warnings(limits)]
+    run = device.run_benchmark(model, request)
+    after = device.state(request)
+    warnings += [f"after run: {w}" for w in after.throttle_warnings(limits)]
+    for warning in warnings:
+        notify(warning)
+    measurement = Measurement(
+        model_name=model.name, model_sha256=model.sha256, model_bytes=model.size_bytes,
+        device=device.name, fingerprint=device.fingerprint(), runtime=run.runtime,
+        runtime_version=run.runtime_version, settings=run.settings, command=run.command, stats=run.stats,
+        run_us=run.run_us, init_us=run.init_us, first_inference_us=run.first_inference_us,
+        op_profile=run.op_profile, memory_mb=run.memory_mb, state_before=before.to_dict(),
+        state_after=after.to_dict(), warnings=warnings,
+    )
+    if store is not None:
+        measurement = _with_id(measurement, store.add_measurement(measurement))
+    return measurement
+
+
+def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | None = None,
+               store: Store | None = None) -> Measurement:
+    """Turn a saved ``benchmark_model`` output into a measurement record (and store it)."""
+    log_path = Path(log_path)
+    try:
+        text = log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise ModelFileError(f"log file not found: {log_path}; check the path") from None
+    parsed = parse_benchmark_output(text)
+    stats = parsed.inference
+    if stats is None:
+        raise ParseError(f"{log_path} has no timed benchmark runs (no count=… line); pass a complete log")
+    ms = lambda us: None if us is None else us / 1e3  # noqa: E731
+    params = parsed.params
+    graph = params.get("Graph", "")
+    settings = {
+        "threads": int(params["Num threads"]) if params.get("Num threads", "").lstrip("-").isdigit() else None,
+        "num_runs": stats.count,
+        "op_profile": params.get("Enable op profiling") in ("1", "true"),
+        "parameters": dict(params),
+    }
+    measurement = Measurement(
+        model_name=model.name if model else (Path(graph).name or "unknown"),
+        model_sha256=model.sha256 if model else None, model_bytes=model.size_bytes if model else None,
+        device=device, fingerprint={"imported_from": str(log_path.resolve())},
+        runtime="tflite benchmark_model", runtime_version="unknown (imported log)", settings=settings,
+        command=f"imported from {log_path.name}", source="import-log",
+        stats=LatencyStats(
+            count=stats.count, median_ms=ms(stats.median_us), mean_ms=ms(stats.avg_us), std_ms=ms(stats.std_us),
+            p5_ms=ms(stats.p5_us), p95_ms=ms(stats.p95_us), min_ms=ms(stats.min_us), max_ms=ms(stats.max_us),
+        ),
+        init_us=parsed.init_us, first_inference_us=parsed.first_inference_us,
+        op_profile=[
+            {"node_type": r.node_type, "name": r.name, "first_ms": r.first_ms, "avg_ms": r.avg_ms}
+            for r in parsed.op_profile if r.section == "run"
+        ],
+        memory_mb=dict(parsed.memory_mb),
+    )
+    if store is not None:
+        measurement = _with_id(measurement, store.add_measurement(measurement))
+    return measurement
+
+
+def _with_id(measurement: Measurement, measurement_id: int) -> Measurement:
+    from dataclasses import replace
+
+    return replace(measurement, id=measurement_id)

@@ -1,0 +1,195 @@
+"""SQLite store for measurements (and, later, lookup tables and predictors).
+
+Every write is one transaction: a result is stored whole or not at all. The
+schema is versioned in ``PRAGMA user_version`` and migrated forward on open.
+Tables and JSON columns only: nothing is pickled, so a library upgrade never
+makes a stored result unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from latprof.benchmarking.record import LatencyStats, Measurement
+from latprof.errors import StoreError
+
+__all__ = ["Store", "default_db_path", "SCHEMA_VERSION"]
+
+_MIGRATIONS: list[str] = [
+    # version 1: measurements and their op profiles
+    """
+    CREATE TABLE measurements (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        model_name TEXT NOT NULL,
+        model_sha256 TEXT,
+        model_bytes INTEGER,
+        device TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        runtime_version TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        command TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        median_ms REAL, mean_ms REAL, std_ms REAL, p5_ms REAL, p95_ms REAL, min_ms REAL, max_ms REAL,
+        init_us REAL,
+        first_inference_us REAL,
+        run_us TEXT,
+        memory_mb TEXT NOT NULL,
+        state_before TEXT NOT NULL,
+        state_after TEXT NOT NULL,
+        warnings TEXT NOT NULL
+    );
+    CREATE INDEX measurements_device ON measurements(device);
+    CREATE INDEX measurements_model ON measurements(model_name);
+    CREATE TABLE op_profile (
+        measurement_id INTEGER NOT NULL REFERENCES measurements(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        node_type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        first_ms REAL,
+        avg_ms REAL NOT NULL,
+        PRIMARY KEY (measurement_id, position)
+    );
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_STAT_FIELDS = ("median_ms", "mean_ms", "std_ms", "p5_ms", "p95_ms", "min_ms", "max_ms")
+
+
+def default_db_path() -> Path:
+    """``$LATPROF_DB``, else ``$XDG_DATA_HOME/latprof/latprof.db`` (``~/.local/share/...``)."""
+    if os.environ.get("LATPROF_DB"):
+        return Path(os.environ["LATPROF_DB"])
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "latprof" / "latprof.db"
+
+
+class Store:
+    """A latprof database. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=30)
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open results database {self.path} ({exc}); pass another --db or move the file away") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create results database {self.path} ({exc.strerror}); pass a writable --db") from None
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer latprof (schema {version} > {SCHEMA_VERSION}); upgrade latprof"
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self._conn:
+                self._conn.executescript(_MIGRATIONS[target])
+                self._conn.execute(f"PRAGMA user_version = {target + 1}")
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for subpackages that keep their own tables here."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_measurement(self, m: Measurement) -> int:
+        """Store a measurement with its op profile in one transaction; returns its id."""
+        row = {
+            "created_at": m.created_at, "source": m.source, "model_name": m.model_name,
+            "model_sha256": m.model_sha256, "model_bytes": m.model_bytes, "device": m.device,
+            "fingerprint": json.dumps(m.fingerprint), "runtime": m.runtime, "runtime_version": m.runtime_version,
+            "settings": json.dumps(m.settings), "command": m.command, "count": m.stats.count,
+            **{name: getattr(m.stats, name) for name in _STAT_FIELDS},
+            "init_us": m.init_us, "first_inference_us": m.first_inference_us,
+            "run_us": json.dumps(m.run_us) if m.run_us is not None else None,
+            "memory_mb": json.dumps(m.memory_mb), "state_before": json.dumps(m.state_before),
+            "state_after": json.dumps(m.state_after), "warnings": json.dumps(m.warnings),
+        }
+        columns = ", ".join(row)
+        placeholders = ", ".join(f":{name}" for name in row)
+        with self._conn:
+            cursor = self._conn.execute(f"INSERT INTO measurements ({columns}) VALUES ({placeholders})", row)
+            measurement_id = int(cursor.lastrowid)
+            self._conn.executemany(
+                "INSERT INTO op_profile VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (measurement_id, i, op["node_type"], op["name"], op.get("first_ms"), op["avg_ms"])
+                    for i, op in enumerate(m.op_profile)
+                ],
+            )
+        return measurement_id
+
+    def measurements(self, device: str | None = None, model: str | None = None) -> list[Measurement]:
+        """Stored measurements, oldest first, optionally filtered by device and model name (substring)."""
+        query, params = "SELECT * FROM measurements WHERE 1=1", []
+        if device:
+            query += " AND device = ?"
+            params.append(device)
+        if model:
+            query += " AND model_name LIKE ?"
+            params.append(f"%{model}%")
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
+            return [self._to_measurement(row) for row in rows]
+        finally:
+            self._conn.row_factory = None
+
+    def _to_measurement(self, row: sqlite3.Row) -> Measurement:
+        ops = self._conn.execute(
+            "SELECT node_type, name, first_ms, avg_ms FROM op_profile WHERE measurement_id = ? ORDER BY position",
+            (row["id"],),
+        ).fetchall()
+        return Measurement(
+            id=row["id"], created_at=row["created_at"], source=row["source"], model_name=row["model_name"],
+            model_sha256=row["model_sha256"], model_bytes=row["model_bytes"], device=row["device"],
+            fingerprint=json.loads(row["fingerprint"]), runtime=row["runtime"],
+            runtime_version=row["runtime_version"], settings=json.loads(row["settings"]), command=row["command"],
+            stats=LatencyStats(count=row["count"], **{name: row[name] for name in _STAT_FIELDS}),
+            init_us=row["init_us"], first_inference_us=row["first_inference_us"],
+            run_us=json.loads(row["run_us"]) if row["run_us"] else None,
+            op_profile=[dict(node_type=o[0], name=o[1], first_ms=o[2], avg_ms=o[3]) for o in ops],
+            memory_mb=json.loads(row["memory_mb"]), state_before=json.loads(row["state_before"]),
+            state_after=json.loads(row["state_after"]), warnings=json.loads(row["warnings"]),
+        )
+
+    def measurements_frame(self, device: str | None = None, model: str | None = None):
+        """Measurements as a pandas DataFrame, one row each (settings and fingerprint flattened)."""
+        import pandas as pd
+
+        return pd.DataFrame([_flat_row(m) for m in self.measurements(device, model)])
+
+
+def _flat_row(m: Measurement) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": m.id, "created_at": m.created_at, "source": m.source, "device": m.device,
+        "model": m.model_name, "model_sha256": m.model_sha256, "latency_ms": m.stats.headline_ms,
+        "count": m.stats.count, **{name: getattr(m.stats, name) for name in _STAT_FIELDS},
+        "runtime": m.runtime, "runtime_version": m.runtime_version, "command": m.command,
+        "warnings": "; ".join(m.warnings),
+    }
+    row.update({f"setting_{k}": v for k, v in m.settings.items()})
+    row.update({f"device_{k}": v for k, v in m.fingerprint.items() if not isinstance(v, (dict, list))})
+    return row
+
+
