@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from latprof.benchmarking.parser import parse_benchmark_output
-from latprof.benchmarking.record import LatencyStats, Measurement, ModelInfo, inspect_model
+from latprof.benchmarking.record import LatencyStats, Measurement, ModelInfo, inspect_model, run_op_profile
 from latprof.devices import BenchmarkRequest, Device, DeviceState
 from latprof.errors import ModelFileError, ParseError
 from latprof.store import Store
@@ -98,7 +98,6 @@ def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | No
     stats = parsed.inference
     if stats is None:
         raise ParseError(f"{log_path} has no timed benchmark runs (no count=… line); pass a complete log")
-    ms = lambda us: None if us is None else us / 1e3  # noqa: E731
     params = parsed.params
     graph = params.get("Graph", "")
     settings = {
@@ -113,15 +112,9 @@ def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | No
         device=device, fingerprint={"imported_from": str(log_path.resolve())},
         runtime="tflite benchmark_model", runtime_version="unknown (imported log)", settings=settings,
         command=f"imported from {log_path.name}", source="import-log",
-        stats=LatencyStats(
-            count=stats.count, median_ms=ms(stats.median_us), mean_ms=ms(stats.avg_us), std_ms=ms(stats.std_us),
-            p5_ms=ms(stats.p5_us), p95_ms=ms(stats.p95_us), min_ms=ms(stats.min_us), max_ms=ms(stats.max_us),
-        ),
+        stats=LatencyStats.from_run_stats(stats),
         init_us=parsed.init_us, first_inference_us=parsed.first_inference_us,
-        op_profile=[
-            {"node_type": r.node_type, "name": r.name, "first_ms": r.first_ms, "avg_ms": r.avg_ms}
-            for r in parsed.op_profile if r.section == "run"
-        ],
+        op_profile=run_op_profile(parsed),
         memory_mb=dict(parsed.memory_mb),
     )
     if store is not None:

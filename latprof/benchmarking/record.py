@@ -10,9 +10,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from latprof.benchmarking.parser import BenchmarkOutput, RunStats
 from latprof.errors import ModelFileError
 
-__all__ = ["LatencyStats", "Measurement", "ModelInfo", "inspect_model", "TFLITE_IDENTIFIER"]
+__all__ = ["LatencyStats", "Measurement", "ModelInfo", "inspect_model", "run_op_profile", "TFLITE_IDENTIFIER"]
 
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite
 
@@ -43,6 +44,15 @@ class LatencyStats:
             min_ms=float(ms.min()), max_ms=float(ms.max()),
         )
 
+    @classmethod
+    def from_run_stats(cls, stats: "RunStats") -> "LatencyStats":
+        """From one parsed ``count=… avg=… std=…`` line of benchmark_model (microseconds)."""
+        ms = lambda us: None if us is None else us / 1e3  # noqa: E731
+        return cls(
+            count=stats.count, median_ms=ms(stats.median_us), mean_ms=ms(stats.avg_us), std_ms=ms(stats.std_us),
+            p5_ms=ms(stats.p5_us), p95_ms=ms(stats.p95_us), min_ms=ms(stats.min_us), max_ms=ms(stats.max_us),
+        )
+
     @property
     def headline_ms(self) -> float:
         """The one figure to quote: the median, or the mean where the tool printed no median."""
@@ -50,6 +60,14 @@ class LatencyStats:
         if value is None:
             raise ValueError("no central statistic")
         return value
+
+
+def run_op_profile(output: BenchmarkOutput) -> list[dict[str, Any]]:
+    """The per-op rows of a parsed benchmark_model output's regular runs, as stored."""
+    return [
+        {"node_type": r.node_type, "name": r.name, "first_ms": r.first_ms, "avg_ms": r.avg_ms}
+        for r in output.op_profile if r.section == "run"
+    ]
 
 
 @dataclass(frozen=True)
@@ -79,9 +97,36 @@ def inspect_model(path: Path) -> ModelInfo:
         raise ModelFileError(
             f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier); convert it with tf.lite.TFLiteConverter"
         )
-    if len(data) < 64 or int.from_bytes(data[0:4], "little") >= len(data):
-        raise ModelFileError(f"{path} is truncated; copy or export the model again")
+    if not _structure_is_complete(data):
+        raise ModelFileError(f"{path} is truncated or corrupt; copy or export the model again")
     return ModelInfo(path=path, name=path.name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+def _structure_is_complete(data: bytes) -> bool:
+    """Walk the flatbuffer's tables; a truncated or corrupt file reads out of bounds."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        if model.SubgraphsLength() < 1:
+            return False
+        for i in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(i)
+            for j in range(graph.TensorsLength()):
+                tensor = graph.Tensors(j)
+                tensor.ShapeAsNumpy(), tensor.Buffer()
+            for j in range(graph.OperatorsLength()):
+                graph.Operators(j).InputsAsNumpy()
+        for i in range(model.BuffersLength()):
+            buffer = model.Buffers(i)
+            if buffer.Offset() > 1:  # large models keep weights after the flatbuffer
+                if buffer.Offset() + buffer.Size() > len(data):
+                    return False
+            elif buffer.DataLength():
+                buffer.DataAsNumpy()
+        return True
+    except Exception:  # flatbuffers raises struct.error, IndexError, ValueError... on bad offsets
+        return False
 
 
 @dataclass(frozen=True)

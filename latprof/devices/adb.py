@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from latprof.benchmarking.parser import parse_benchmark_output
-from latprof.benchmarking.record import LatencyStats, ModelInfo
+from latprof.benchmarking.record import LatencyStats, ModelInfo, run_op_profile
 from latprof.devices.base import (
     BenchmarkRequest, BenchmarkRun, Device, DeviceState, cpus_in_mask, state_from_sysfs, sysfs_paths,
 )
@@ -248,12 +248,8 @@ class AdbDevice(Device):
         stats = parsed.inference
         if stats is None:
             raise BenchmarkFailedError(f"benchmark_model printed no timed runs on {self.serial}: {_last_line(output)}")
-        ms = lambda us: None if us is None else us / 1e3  # noqa: E731
         return BenchmarkRun(
-            stats=LatencyStats(
-                count=stats.count, median_ms=ms(stats.median_us), mean_ms=ms(stats.avg_us), std_ms=ms(stats.std_us),
-                p5_ms=ms(stats.p5_us), p95_ms=ms(stats.p95_us), min_ms=ms(stats.min_us), max_ms=ms(stats.max_us),
-            ),
+            stats=LatencyStats.from_run_stats(stats),
             runtime="tflite benchmark_model",
             runtime_version=self._binary_version(binary),
             settings={
@@ -263,10 +259,7 @@ class AdbDevice(Device):
             },
             command=command,
             init_us=parsed.init_us, first_inference_us=parsed.first_inference_us,
-            op_profile=[
-                {"node_type": r.node_type, "name": r.name, "first_ms": r.first_ms, "avg_ms": r.avg_ms}
-                for r in parsed.op_profile if r.section == "run"
-            ],
+            op_profile=run_op_profile(parsed),
             memory_mb=dict(parsed.memory_mb),
         )
 

@@ -1,0 +1,59 @@
+"""`latprof import-log` on real benchmark_model outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from latprof.cli import main
+from latprof.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"
+
+
+def _import(*args: str):
+    return CliRunner().invoke(main, ["import-log", *args])
+
+
+def test_modern_log_without_percentiles_uses_the_mean(tmp_path):
+    log = FIXTURES / "02_yolov5s_mi11_fp32_cpu_4threads.txt"
+    result = _import(str(log), "--device", "mi11", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["stats"]["count"] == 50
+    assert record["stats"]["median_ms"] is None
+    assert record["latency_ms"] == pytest.approx(249.684)  # avg=249684 us
+    assert record["stats"]["min_ms"] == pytest.approx(247.067) and record["stats"]["std_ms"] == pytest.approx(1.442)
+    assert record["first_inference_us"] == 360262 and record["init_us"] == 16242
+    assert record["device"] == "mi11" and record["source"] == "import-log"
+    with Store() as store:
+        (stored,) = store.measurements(device="mi11")
+    assert stored.stats.mean_ms == pytest.approx(249.684)
+
+
+def test_op_profiling_log_keeps_every_run_order_row():
+    log = FIXTURES / "01_meta-tflite_qemuriscv64_mobilenet_v1_op_profiling.txt"
+    result = _import(str(log), "--json")
+    record = json.loads(result.output)
+    assert record["model_name"] == "mobilenet_v1_1.0_224.tflite"  # from `Graph: [...]`
+    assert record["settings"]["threads"] == 4 and record["settings"]["op_profile"] is True
+    assert len(record["op_profile"]) == 31
+    assert record["op_profile"][0] == {
+        "node_type": "CONV_2D", "name": "[MobilenetV1/MobilenetV1/Conv2d_0/Relu6]:0", "first_ms": 87.754, "avg_ms": 60.957,
+    }
+    assert record["memory_mb"]["delta_overall"] == pytest.approx(46.0859)
+
+
+def test_missing_log_and_failed_run_are_clear_errors(tmp_path):
+    missing = _import(str(tmp_path / "nope.txt"))
+    assert missing.exit_code == 1 and "log file not found" in missing.output
+    failed = tmp_path / "failed.txt"
+    failed.write_text("INFO: STARTING!\nERROR: Failed to mmap model /data/local/tmp/x.tflite\nBenchmarking failed.\n")
+    result = _import(str(failed))
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert result.output.strip().count("\n") == 0
+    with Store() as store:
+        assert store.measurements() == []
