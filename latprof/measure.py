@@ -95,14 +95,21 @@ def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | No
     except FileNotFoundError:
         raise ModelFileError(f"log file not found: {log_path}; check the path") from None
     parsed = parse_benchmark_output(text)
-    stats = parsed.inference
-    if stats is None:
+    warnings = []
+    if parsed.inference is not None:
+        stats = LatencyStats.from_run_stats(parsed.inference)
+    elif parsed.inference_avg_us is not None:  # old (TF 1.x) logs print only the average
+        avg_ms = parsed.inference_avg_us / 1e3
+        stats = LatencyStats(count=0, median_ms=None, mean_ms=avg_ms, std_ms=None, p5_ms=None, p95_ms=None,
+                             min_ms=None, max_ms=None)
+        warnings.append("the log reports only the average inference time; run count and spread are unknown")
+    else:
         raise ParseError(f"{log_path} has no timed benchmark runs (no count=… line); pass a complete log")
     params = parsed.params
     graph = params.get("Graph", "")
     settings = {
         "threads": int(params["Num threads"]) if params.get("Num threads", "").lstrip("-").isdigit() else None,
-        "num_runs": stats.count,
+        "num_runs": stats.count or None,
         "op_profile": params.get("Enable op profiling") in ("1", "true"),
         "parameters": dict(params),
     }
@@ -112,7 +119,7 @@ def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | No
         device=device, fingerprint={"imported_from": str(log_path.resolve())},
         runtime="tflite benchmark_model", runtime_version="unknown (imported log)", settings=settings,
         command=f"imported from {log_path.name}", source="import-log",
-        stats=LatencyStats.from_run_stats(stats),
+        stats=stats, warnings=warnings,
         init_us=parsed.init_us, first_inference_us=parsed.first_inference_us,
         op_profile=run_op_profile(parsed),
         memory_mb=dict(parsed.memory_mb),

@@ -57,3 +57,14 @@ def test_missing_log_and_failed_run_are_clear_errors(tmp_path):
     assert result.output.strip().count("\n") == 0
     with Store() as store:
         assert store.measurements() == []
+
+
+def test_legacy_log_with_only_an_average_is_imported_with_a_warning():
+    log = FIXTURES / "06_tf_readme_mobilenet_quant_op_profiling_legacy_format.txt"
+    result = _import(str(log), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["latency_ms"] == pytest.approx(79.7609)  # "Inference: 79760.9"
+    assert record["stats"]["count"] == 0 and record["stats"]["median_ms"] is None
+    assert "only the average" in record["warnings"][0]
+    assert len(record["op_profile"]) == 31

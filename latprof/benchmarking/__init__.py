@@ -5,9 +5,12 @@ Public surface: the measurement record, the host runner, and the
 """
 
 from latprof.benchmarking.host import HostRun, default_host_cpu, run_host_benchmark
+from latprof.benchmarking.parser import BenchmarkOutput, parse_benchmark_output
 from latprof.benchmarking.record import LatencyStats, Measurement, ModelInfo, inspect_model
+from latprof.benchmarking.report import format_benchmark_output
 
 __all__ = [
     "HostRun", "run_host_benchmark", "default_host_cpu",
+    "BenchmarkOutput", "parse_benchmark_output", "format_benchmark_output",
     "LatencyStats", "Measurement", "ModelInfo", "inspect_model",
 ]
