@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -32,5 +34,6 @@ def tiny_tflite(tmp_path_factory) -> Path:
     outputs = tf.keras.layers.Dense(4)(x)
     model = tf.keras.Model(inputs, outputs)
     path = tmp_path_factory.mktemp("models") / "tiny model.tflite"  # a space, on purpose
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the SavedModel signature
+        path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     return path

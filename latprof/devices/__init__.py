@@ -60,12 +60,18 @@ def _is_address(name: str) -> bool:
     return bool(sep and host and port.isdigit())
 
 
-def open_device(name: str | None = None, *, auth_timeout_s: float = 10.0) -> Device:
+def _auth_timeout_s() -> float:
+    """How long to wait for the user to allow a new key on the phone (``$LATPROF_AUTH_TIMEOUT_S``, default 30)."""
+    return float(os.environ.get("LATPROF_AUTH_TIMEOUT_S", 30))
+
+
+def open_device(name: str | None = None, *, auth_timeout_s: float | None = None) -> Device:
     """Connect to a device by config name, ``HOST:PORT`` or USB serial; ``None`` means the host."""
     from latprof.devices.adb import AdbDevice
     from latprof.devices.local import LocalDevice
 
     name = name or DEFAULT_DEVICE
+    auth_timeout_s = auth_timeout_s or _auth_timeout_s()
     configs = list_configs()
     config = configs.get(name) or (DeviceConfig(name="local", kind="host") if name == "local" else None)
     if config is not None and config.kind == "host":

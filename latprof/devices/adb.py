@@ -12,6 +12,7 @@ import re
 import shlex
 import stat
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -111,10 +112,17 @@ class AdbDevice(Device):
             raise NoDeviceError(f"cannot reach {serial} ({exc.strerror or exc}); check the address and the network") from None
         device = cls(handle, serial, None, {})
         device.props = parse_getprop(device.shell("getprop", timeout_s=30))
-        device.config = next((c for c in configs.values() if c.matches(device.props)), None) or DeviceConfig(
-            name=serial, kind="android"
-        )
+        config = next((c for c in configs.values() if c.matches(device.props)), None)
+        config = config or DeviceConfig(name=serial, kind="android")
+        if device.is_loopback:  # latprof's own fake phone: never file its figures under the real phone
+            config = replace(config, name=f"loopback-{config.name}")
+        device.config = config
         return device
+
+    @property
+    def is_loopback(self) -> bool:
+        """True for latprof's loopback device (`latprof device serve`), which runs models on the host."""
+        return self.props.get("ro.latprof.loopback") == "1"
 
     def close(self) -> None:
         self._handle.close()
@@ -177,6 +185,7 @@ class AdbDevice(Device):
             "sdk": p.get("ro.build.version.sdk"),
             "release": p.get("ro.build.version.release"),
             "abi": p.get("ro.product.cpu.abi"),
+            "loopback": self.is_loopback,
         }
 
     def _mask(self, request: BenchmarkRequest) -> str | None:
