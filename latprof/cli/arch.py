@@ -1,0 +1,165 @@
+"""``latprof arch show|sample|export`` and ``latprof space show``.
+
+Library errors (LatprofError) propagate to the main group, which prints them.
+Only ``arch export`` imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from latprof.space import (
+    arch_to_json,
+    count_params_macs,
+    format_arch,
+    get_space,
+    parse_arch,
+    space_names,
+)
+from latprof.space._layers import named_layers
+
+
+def _get_space(name: str, depth_multiplier: float | None, resolution: int | None):
+    params = {"depth_multiplier": depth_multiplier, "resolution": resolution}
+    return get_space(name, **{k: v for k, v in params.items() if v is not None})
+
+
+def _m(n: int) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
+def _space_options(func):
+    func = click.option("--resolution", type=int, help="Input resolution of the space [mnasnet: 224].")(func)
+    func = click.option("--depth-multiplier", type=float,
+                        help="Global depth multiplier of the space [mnasnet: 1.0].")(func)
+    func = click.option("--space", "space_name", default="mnasnet", show_default=True,
+                        type=click.Choice(space_names()), help="Search space.")(func)
+    return func
+
+
+@click.group()
+def arch() -> None:
+    """Architectures: show, sample and export (NAME like mnasnet-a1[@0.75,192], or an architecture string)."""
+
+
+@arch.command("show")
+@click.argument("architecture", metavar="NAME|STRING")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def show(architecture: str, as_json: bool) -> None:
+    """Layers, parameters, multiply-adds, string and JSON forms of an architecture."""
+    a = parse_arch(architecture)
+    params, macs = count_params_macs(a)
+    rows = []
+    for pos, layer in named_layers(a):
+        rows.append({
+            "position": pos, "layer": layer.describe(), "key": layer.layer_key(),
+            "tflite_ops": list(layer.tflite_ops()), "params": layer.params(), "macs": layer.macs(),
+        })
+    string = format_arch(a)
+    if as_json:
+        click.echo(json.dumps({
+            "name": a.name, "string": string, "architecture": json.loads(arch_to_json(a)),
+            "params": params, "macs": macs, "layers": rows,
+        }, indent=2))
+        return
+    title = a.name or "architecture"
+    click.echo(f"{title}: {_m(params)} parameters, {macs / 1e6:.1f}M multiply-adds at {a.resolution}x{a.resolution}, "
+               f"{len(rows)} layers ({a.num_layers} in {len(a.blocks)} blocks)")
+    width = max(len(r["layer"]) for r in rows)
+    click.echo(f"  {'pos':<11} {'layer':<{width}} {'params':>9} {'MACs':>11}  tflite ops")
+    for r in rows:
+        click.echo(f"  {r['position']:<11} {r['layer']:<{width}} {r['params']:>9,} {r['macs']:>11,}  "
+                   f"{' '.join(r['tflite_ops'])}")
+    click.echo(f"string: {string}")
+    click.echo(f"json:   {arch_to_json(a)}")
+
+
+@arch.command("sample")
+@click.option("--n", "-n", "n", type=click.IntRange(min=0), default=10, show_default=True, help="How many.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same list).")
+@_space_options
+def sample(n: int, seed: int, space_name: str, depth_multiplier: float, resolution: int) -> None:
+    """Uniformly random architectures of the space, one string a line."""
+    import random
+
+    space = _get_space(space_name, depth_multiplier, resolution)
+    rng = random.Random(seed)
+    for _ in range(n):
+        click.echo(space.format(space.sample(rng)))
+
+
+@arch.command("export")
+@click.argument("architecture", metavar="NAME|STRING")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .tflite file to write.")
+def export(architecture: str, output: Path) -> None:
+    """Build an architecture as a Keras model and convert it to a float32 .tflite."""
+    from latprof.space import export_tflite, read_tflite_ops
+    from latprof.space._build import quiet_native_stderr
+
+    a = parse_arch(architecture)
+    params, macs = count_params_macs(a)
+    start = time.perf_counter()
+    with quiet_native_stderr():
+        path = export_tflite(a, output)
+    seconds = time.perf_counter() - start
+    ops = read_tflite_ops(path)
+    size = path.stat().st_size
+    click.echo(f"wrote {path} ({size / 1e6:.1f} MB, {len(ops)} ops, {_m(params)} parameters, "
+               f"{macs / 1e6:.1f}M multiply-adds) in {seconds:.1f} s")
+    click.echo(f"measure it with: latprof measure {path}")
+
+
+@click.group()
+def space() -> None:
+    """Search spaces."""
+
+
+@space.command("show")
+@_space_options
+@click.option("--layers", "list_layers", is_flag=True, help="Also list every unique layer configuration key.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def space_show(space_name: str, depth_multiplier: float, resolution: int, list_layers: bool, as_json: bool) -> None:
+    """The space: its decisions, its size and its unique layer configurations."""
+    sp = _get_space(space_name, depth_multiplier, resolution)
+    d = sp.describe()
+    uniques = sp.unique_layer_configs()
+    if as_json:
+        if list_layers:
+            d["layer_keys"] = [layer.layer_key() for layer in uniques]
+        click.echo(json.dumps(d, indent=2))
+        return
+    params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in d["params"].items())
+    click.echo(f"search space {d['space']} ({params})")
+    fixed = d.get("fixed")
+    if fixed:
+        click.echo("  fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+    blocks = d.get("blocks")
+    if blocks:
+        click.echo(f"  {'block':<6}{'stride':>6}{'res':>6}  {'filters':<16}{'layers':<10}")
+        for b in blocks:
+            click.echo(f"  {b['block']:<6}{b['stride']:>6}{b['input_resolution']:>6}  "
+                       f"{','.join(map(str, b['filters'])):<16}{','.join(map(str, b['layers'])):<10}")
+        per_block = {}
+        for dec in d["decisions"]:
+            per_block.setdefault(dec["name"].split(".", 1)[1], dec["choices"])
+        click.echo("  per block: " + "; ".join(
+            f"{k} {{{', '.join(str(c) for c in v)}}}" for k, v in per_block.items() if k not in ("filters", "layers")
+        ))
+    else:
+        for dec in d["decisions"]:
+            click.echo(f"  {dec['name']}: {', '.join(str(c) for c in dec['choices'])}")
+    click.echo(f"  decisions: {len(d['decisions'])}, token sequences: {d['num_combinations']:,} "
+               f"({d['num_combinations']:.2e})")
+    click.echo(f"  size (distinct architectures): {d['size']:,} ({d['size']:.2e})")
+    click.echo(f"  unique layer configurations: {len(uniques):,}")
+    if list_layers:
+        for layer in uniques:
+            click.echo(f"    {layer.layer_key()}")
+
+
+__all__ = ["arch", "space"]

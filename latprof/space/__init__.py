@@ -1,0 +1,80 @@
+"""Search spaces, architectures, layer configurations and the model builder.
+
+* :class:`Architecture` / :class:`BlockSpec`: an immutable network description;
+  :func:`parse_arch` reads a reference name (``mnasnet-a1``,
+  ``mnasnet-a1@0.75,192``), an architecture string or its JSON form;
+  :func:`format_arch` writes the canonical string; :func:`arch_to_json` /
+  :func:`arch_from_json` the JSON form.
+* :class:`LayerConfig`: one layer, with its canonical lookup-table key
+  (:meth:`LayerConfig.layer_key`) and the TFLite operators it becomes;
+  :func:`arch_layers` lists an architecture's layers in run order.
+* :func:`count_params_macs`: parameters and multiply-adds without building.
+* :class:`SearchSpace`, :class:`MnasNetSpace`, :func:`get_space`: spaces,
+  sampling, mutation, token sequences, size and unique layer configurations.
+* :func:`build_keras_model`, :func:`export_tflite`, :func:`export_many`, :func:`keras_to_tflite`
+  (import TensorFlow on first use) and :func:`read_tflite_ops` (reads any
+  .tflite flatbuffer directly, no TensorFlow).
+"""
+
+from latprof.space._arch import Architecture, BlockSpec, arch_from_json, arch_to_json, format_arch
+from latprof.space._base import Decision, SearchSpace, get_space, register_space, space_names
+from latprof.space._layers import LayerConfig, arch_layers, count_params_macs
+from latprof.space._mnasnet import MnasNetSpace
+from latprof.space._references import REFERENCES, parse_arch
+from latprof.space._tflite import TFLiteOp, TFLiteTensor, read_tflite_ops, tflite_params_macs
+
+
+def build_keras_model(arch, name=None):
+    """A float32 Keras model (random weights) of an Architecture or a single LayerConfig. Imports TensorFlow."""
+    from latprof.space._build import build_keras_model as _build
+
+    return _build(arch, name=name)
+
+
+def export_tflite(arch, path):
+    """Build an Architecture (or one LayerConfig), convert it to float32 .tflite at ``path``; return the Path."""
+    from latprof.space._build import export_tflite as _export
+
+    return _export(arch, path)
+
+
+def export_many(items, out_dir, workers=None, skip_existing=True):
+    """Export many Architectures/LayerConfigs with a pool of warm worker processes; yield (item, path) in order."""
+    from latprof.space._build import export_many as _many
+
+    return _many(items, out_dir, workers=workers, skip_existing=skip_existing)
+
+
+def keras_to_tflite(model):
+    """Convert a single-input Keras 3 model (batch 1) to float32 .tflite bytes, fast. Imports TensorFlow."""
+    from latprof.space._build import keras_to_tflite as _convert
+
+    return _convert(model)
+
+
+__all__ = [
+    "Architecture",
+    "BlockSpec",
+    "parse_arch",
+    "format_arch",
+    "arch_to_json",
+    "arch_from_json",
+    "REFERENCES",
+    "LayerConfig",
+    "arch_layers",
+    "count_params_macs",
+    "Decision",
+    "SearchSpace",
+    "MnasNetSpace",
+    "get_space",
+    "register_space",
+    "space_names",
+    "build_keras_model",
+    "export_tflite",
+    "export_many",
+    "keras_to_tflite",
+    "TFLiteOp",
+    "TFLiteTensor",
+    "read_tflite_ops",
+    "tflite_params_macs",
+]

@@ -1,0 +1,168 @@
+"""The search-space interface and the registry of spaces.
+
+A space is a list of categorical *decisions*; an architecture of the space is
+one choice per decision, i.e. a flat token sequence (choice indices), which is
+what a search controller emits and consumes. Subclasses implement seven small
+methods; sampling, mutation, membership and counting come for free.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Sequence, TypeVar
+
+from latprof.errors import ArchitectureError
+from latprof.space._layers import LayerConfig
+
+A = TypeVar("A")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One categorical decision: its name (e.g. ``b3.kernel``) and its choices, in token order."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+
+def _rng(rng: random.Random | int | None) -> random.Random:
+    if isinstance(rng, random.Random):
+        return rng
+    if rng is None or isinstance(rng, int):
+        return random.Random(rng)
+    raise TypeError(f"rng must be a random.Random, an int seed or None, not {type(rng).__name__}")
+
+
+class SearchSpace(ABC, Generic[A]):
+    """A search space over architectures of type ``A``."""
+
+    name: str = ""
+
+    # ------------------------------------------------------------ abstract
+
+    @abstractmethod
+    def decisions(self) -> list[Decision]:
+        """The decisions, in token order."""
+
+    @abstractmethod
+    def from_tokens(self, tokens: Sequence[int]) -> A:
+        """The architecture for one choice index per decision."""
+
+    @abstractmethod
+    def to_tokens(self, arch: A) -> list[int]:
+        """Inverse of :meth:`from_tokens`; raises ArchitectureError if ``arch`` is not in the space."""
+
+    @abstractmethod
+    def layers(self, arch: A) -> list[LayerConfig]:
+        """The layers of ``arch`` in run order (what a lookup table is keyed on)."""
+
+    @abstractmethod
+    def unique_layer_configs(self) -> list[LayerConfig]:
+        """Every distinct layer configuration any architecture of the space contains."""
+
+    @abstractmethod
+    def parse(self, text: str) -> A:
+        """An architecture from its string form (or a reference name, where the space has them)."""
+
+    @abstractmethod
+    def format(self, arch: A) -> str:
+        """The canonical string form of ``arch``."""
+
+    # ------------------------------------------------------------ provided
+
+    def params(self) -> dict[str, Any]:
+        """The space's own parameters (e.g. depth multiplier, resolution), for display and JSON."""
+        return {}
+
+    def sample(self, rng: random.Random | int | None = None) -> A:
+        """A uniformly random architecture: each decision's choice drawn uniformly and independently."""
+        r = _rng(rng)
+        return self.from_tokens([r.randrange(len(d.choices)) for d in self.decisions()])
+
+    def mutate(self, arch: A, rng: random.Random | int | None = None, max_tries: int = 100) -> A:
+        """``arch`` with exactly one decision changed to another choice.
+
+        Changes that leave the built model identical (e.g. an identity skip
+        where none can apply) are re-drawn, up to ``max_tries`` times.
+        """
+        r = _rng(rng)
+        tokens = self.to_tokens(arch)
+        decisions = self.decisions()
+        mutable = [i for i, d in enumerate(decisions) if len(d.choices) > 1]
+        if not mutable:
+            raise ArchitectureError(f"space {self.name!r} has no decision with more than one choice")
+        base_layers = self.layers(arch)
+        candidate = arch
+        for _ in range(max_tries):
+            i = r.choice(mutable)
+            new = list(tokens)
+            new[i] = r.choice([c for c in range(len(decisions[i].choices)) if c != tokens[i]])
+            candidate = self.from_tokens(new)
+            if self.layers(candidate) != base_layers:
+                return candidate
+        return candidate
+
+    def contains(self, arch: A) -> bool:
+        try:
+            self.to_tokens(arch)
+        except ArchitectureError:
+            return False
+        return True
+
+    def num_combinations(self) -> int:
+        """The number of token sequences (product of the choice counts)."""
+        return math.prod(len(d.choices) for d in self.decisions())
+
+    def size(self) -> int:
+        """The number of distinct architectures. Defaults to :meth:`num_combinations`."""
+        return self.num_combinations()
+
+    def check_tokens(self, tokens: Sequence[int]) -> list[int]:
+        """Validate a token sequence against :meth:`decisions`; return it as a list of ints."""
+        decisions = self.decisions()
+        tokens = list(tokens)
+        if len(tokens) != len(decisions):
+            raise ArchitectureError(f"space {self.name!r} takes {len(decisions)} tokens, got {len(tokens)}")
+        for t, d in zip(tokens, decisions):
+            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < len(d.choices):
+                raise ArchitectureError(
+                    f"token for decision {d.name} must be an integer in 0..{len(d.choices) - 1} "
+                    f"(choices: {', '.join(str(c) for c in d.choices)}), got {t!r}"
+                )
+        return tokens
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary: parameters, decisions, counts."""
+        return {
+            "space": self.name,
+            "params": self.params(),
+            "decisions": [{"name": d.name, "choices": list(d.choices)} for d in self.decisions()],
+            "num_combinations": self.num_combinations(),
+            "size": self.size(),
+            "unique_layer_configs": len(self.unique_layer_configs()),
+        }
+
+
+# ---------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Callable[..., SearchSpace]] = {}
+
+
+def register_space(name: str, factory: Callable[..., SearchSpace]) -> None:
+    """Make ``get_space(name, **params)`` return ``factory(**params)``."""
+    _REGISTRY[name] = factory
+
+
+def space_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_space(name: str = "mnasnet", **params: Any) -> SearchSpace:
+    """The search space called ``name``, built with ``params`` (e.g. ``depth_multiplier=0.5``)."""
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise ArchitectureError(f"unknown search space {name!r}; known: {', '.join(space_names())}")
+    return factory(**params)

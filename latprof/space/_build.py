@@ -1,0 +1,356 @@
+"""Architecture -> Keras model -> .tflite. TensorFlow is imported here, lazily.
+
+The converter is TensorFlow's own: in TF 2.21 ``tf.lite.TFLiteConverter`` (and
+``tf.compat.v1.lite.TFLiteConverter``) are still present and not deprecated;
+only the *interpreter* moved to ``ai_edge_litert``, which latprof runs models with.
+
+Conversion path (measured on MobileNetV2 at 224, TF 2.21, 2 cores):
+
+* ``tf.lite.TFLiteConverter.from_keras_model`` exports a SavedModel to a
+  temporary directory and reloads it: ~11.6 s.
+* ``from_concrete_functions(..., trackable_obj=model)`` takes the same
+  SavedModel detour (~8.5 s) and, with Keras 3 models, even leaves the weights
+  as resource variables (VAR_HANDLE/READ_VARIABLE ops, BN not folded).
+* What we do: trace the model once with ``stateless_call`` and the weights as
+  graph constants (no variables, so nothing to freeze), and hand the resulting
+  GraphDef to the graph-def converter (``tf.compat.v1.lite.TFLiteConverter``,
+  the same MLIR converter and the same TFLite passes). Conversion then takes
+  ~0.6 s; building the Keras model and tracing it (~0.6 s each, Python-side)
+  dominate. If that converter is ever unavailable we fall back to
+  ``from_concrete_functions`` on the constant-weight function (~1.5 s), then to
+  ``from_keras_model``. The path taken is in :data:`LAST_CONVERTER`.
+
+BatchNorm is folded into the convolution biases and ReLU/ReLU6 become the
+convolutions' fused activation by the converter's own passes, as for any model
+deployed on a phone.
+
+:func:`export_many` runs exports in warm worker processes (TF imported once per
+worker), lazily and in order, so a caller can measure model *i* while models
+*i+1...* are being exported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from latprof.errors import ArchitectureError
+from latprof.space._arch import Architecture
+from latprof.space._layers import LayerConfig, named_layers
+
+LAST_CONVERTER: dict[str, str] = {"path": ""}  # which conversion path the last export used
+
+_BN_EPS = 1e-3
+_BN_MOMENTUM = 0.99
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: F401 - Keras 3 on the TensorFlow backend
+
+    return keras
+
+
+def _act(L, activation: str, name: str):
+    if activation == "relu6":
+        return L.ReLU(max_value=6.0, name=name)
+    if activation == "relu":
+        return L.ReLU(name=name)
+    raise ArchitectureError(f"unknown activation {activation!r}; allowed: relu, relu6")
+
+
+def _conv_bn(L, x, filters, kernel, stride, name, activation=None, depthwise=False):
+    if depthwise:
+        x = L.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+    else:
+        x = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+    x = L.BatchNormalization(epsilon=_BN_EPS, momentum=_BN_MOMENTUM, name=name + "_bn")(x)
+    if activation is not None:
+        x = _act(L, activation, name + "_act")(x)
+    return x
+
+
+def apply_layer(x, layer: LayerConfig, name: str):
+    """Add the Keras layers of one :class:`LayerConfig` after tensor ``x``; return the output tensor."""
+    L = _keras().layers
+    if layer.op == "fc":
+        x = L.GlobalAveragePooling2D(name=name + "_pool")(x)
+        # A random (not zero) bias, as in a trained model: the converter drops an all-zero FC bias.
+        x = L.Dense(layer.out_channels, bias_initializer="random_normal", name=name + "_fc")(x)
+        return L.Softmax(name=name + "_softmax")(x)
+    inp = x
+    act = layer.activation
+    if layer.op == "cn":
+        x = _conv_bn(L, x, layer.out_channels, layer.kernel, layer.stride, name + "_conv", act)
+    else:
+        if layer.op == "ir":
+            x = _conv_bn(L, x, layer.mid_channels, 1, 1, name + "_expand", act)
+        x = _conv_bn(L, x, None, layer.kernel, layer.stride, name + "_dw", act, depthwise=True)
+    if layer.se_ratio > 0:
+        s = L.GlobalAveragePooling2D(keepdims=True, name=name + "_se_pool")(x)
+        s = L.Conv2D(layer.se_channels, 1, activation="relu", name=name + "_se_reduce")(s)
+        s = L.Conv2D(layer.mid_channels, 1, activation="sigmoid", name=name + "_se_expand")(s)
+        x = L.Multiply(name=name + "_se_scale")([x, s])
+    if layer.op in ("ds", "ir"):
+        x = _conv_bn(L, x, layer.out_channels, 1, 1, name + "_project")
+    if layer.skip == "id":
+        x = L.Add(name=name + "_add")([x, inp])
+    elif layer.skip == "pool":
+        sc = L.AveragePooling2D(3, strides=layer.stride, padding="same", name=name + "_skip_pool")(inp)
+        if layer.has_projection_shortcut:
+            sc = L.Conv2D(layer.out_channels, 1, name=name + "_skip_proj")(sc)
+        x = L.Add(name=name + "_add")([x, sc])
+    return x
+
+
+def build_keras_model(arch: Architecture | LayerConfig, name: str | None = None):
+    """A float32 Keras model of ``arch`` (or of a single layer) with random weights (``weights=None``).
+
+    Batch size is fixed to 1, input is ``resolution x resolution x channels``.
+    """
+    keras = _keras()
+    if isinstance(arch, LayerConfig):
+        layer = arch
+        inp = keras.Input((layer.resolution, layer.resolution, layer.in_channels), batch_size=1, name="input")
+        out = apply_layer(inp, layer, "layer")
+        return keras.Model(inp, out, name=name or "layer")
+    if not isinstance(arch, Architecture):
+        raise ArchitectureError(f"expected an Architecture or LayerConfig, got {type(arch).__name__}")
+    inp = keras.Input((arch.resolution, arch.resolution, 3), batch_size=1, name="input")
+    x = inp
+    for lname, layer in named_layers(arch):
+        x = apply_layer(x, layer, lname.replace(".", "_"))
+    return keras.Model(inp, x, name=name or (arch.name or "arch").replace("@", "_").replace(",", "_"))
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Hide TensorFlow's C++ start-up and converter chatter (written to fd 2 before absl logging is set up).
+
+    The captured text is replayed if the block raises, so nothing useful is lost.
+    ``LATPROF_TF_VERBOSE=1`` disables the capture.
+    """
+    if os.environ.get("LATPROF_TF_VERBOSE") == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (e.g. some embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def keras_to_tflite(model: Any, timings: dict[str, float] | None = None) -> bytes:
+    """Convert a Keras 3 model (single input; batch fixed to 1) to a float32 .tflite flatbuffer.
+
+    ``timings``, if given, receives the seconds spent tracing (``trace``) and converting (``convert``).
+    """
+    _keras()
+    import tensorflow as tf
+
+    if len(model.inputs) != 1:
+        raise ArchitectureError(f"only single-input models are supported, this one has {len(model.inputs)}")
+    shape = [1] + [int(d) if d is not None else -1 for d in model.inputs[0].shape[1:]]
+    if -1 in shape:
+        raise ArchitectureError(f"the model input has unknown dimensions {tuple(model.inputs[0].shape)}; "
+                                f"give it a fixed input shape")
+    t0 = time.perf_counter()
+    trainable = [v.numpy() for v in model.trainable_variables]
+    non_trainable = [v.numpy() for v in model.non_trainable_variables]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="input")], autograph=False)
+    def forward(x):
+        out, _ = model.stateless_call(
+            [tf.constant(a) for a in trainable], [tf.constant(a) for a in non_trainable], x, training=False
+        )
+        return out
+
+    concrete = forward.get_concrete_function()
+    t1 = time.perf_counter()
+    if timings is not None:
+        timings["trace"] = t1 - t0
+    def graphdef_converter():
+        graph_def = concrete.graph.as_graph_def()
+        inputs = [t.name.split(":")[0] for t in concrete.inputs]
+        outputs = [t.name.split(":")[0] for t in concrete.outputs]
+        return tf.compat.v1.lite.TFLiteConverter(
+            graph_def, None, None, input_arrays_with_shape=[(inputs[0], shape)], output_arrays=outputs
+        )
+
+    paths = (
+        ("graphdef (tf.compat.v1.lite.TFLiteConverter)", graphdef_converter),
+        ("from_concrete_functions", lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete])),
+        ("from_keras_model", lambda: tf.lite.TFLiteConverter.from_keras_model(model)),
+    )
+    for i, (name, make) in enumerate(paths):
+        try:
+            data = make().convert()
+        except (AttributeError, TypeError, ImportError):
+            # This converter entry point is missing or changed in this TensorFlow: try the next one.
+            if i == len(paths) - 1:
+                raise
+            continue
+        LAST_CONVERTER["path"] = name
+        if timings is not None:
+            timings["convert"] = time.perf_counter() - t1
+        return data
+    raise AssertionError("unreachable")
+
+
+def export_tflite(arch: Architecture | LayerConfig, path: str | os.PathLike,
+                  timings: dict[str, float] | None = None) -> Path:
+    """Build ``arch`` (or one layer), convert it to float32 TFLite and write it to ``path``.
+
+    ``timings``, if given, receives seconds for ``build``, ``trace`` and ``convert``.
+    """
+    path = Path(path)
+    t0 = time.perf_counter()
+    model = build_keras_model(arch)
+    if timings is not None:
+        timings["build"] = time.perf_counter() - t0
+    data = keras_to_tflite(model, timings)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
+
+
+def default_export_name(item: Architecture | LayerConfig) -> str:
+    """File name for an exported item: the layer key for a layer, a hash of the string for an architecture."""
+    if isinstance(item, LayerConfig):
+        return item.layer_key() + ".tflite"
+    import hashlib
+
+    from latprof.space._arch import format_arch
+
+    return "arch-" + hashlib.sha1(format_arch(item).encode()).hexdigest()[:12] + ".tflite"
+
+
+def _job(item: Architecture | LayerConfig, path: str) -> str:
+    import json
+    from dataclasses import asdict
+
+    from latprof.space._arch import format_arch
+
+    if isinstance(item, LayerConfig):
+        return json.dumps({"layer": asdict(item), "path": path})
+    return json.dumps({"arch": format_arch(item), "path": path})
+
+
+class _Worker:
+    """One ``python -m latprof.space._export_worker`` process: a job (JSON line) in, a result line out."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "latprof.space._export_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1,
+        )
+
+    def run(self, line: str) -> dict:
+        import json
+
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            reply = ""
+        if not reply:
+            code = self.proc.poll()
+            return {"ok": False, "error": f"the export worker died (exit code {code})"}
+        return json.loads(reply)
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - best effort shutdown
+            self.proc.kill()
+            self.proc.wait()
+
+
+def export_many(items, out_dir: str | os.PathLike, workers: int | None = None,
+                skip_existing: bool = True) -> Iterator[tuple[Architecture | LayerConfig, Path]]:
+    """Export many architectures or layers with a pool of warm worker processes; yield ``(item, path)`` in order.
+
+    Each worker (a ``python -m latprof.space._export_worker`` child) imports
+    TensorFlow once and then exports back to back, so the start-up cost (TF
+    import ~5 s, first conversion ~3 s) is paid once per worker. The generator
+    is lazy: a caller that measures item *i* while the pool exports items
+    *i+1...* overlaps export with measurement. ``workers`` defaults to the
+    number of CPUs (at most 4); existing files are reused when ``skip_existing``.
+    Raises ArchitectureError naming the item if an export fails.
+    """
+    import queue
+    import threading
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = list(items)
+    paths = [out / default_export_name(item) for item in items]
+    todo = [i for i, p in enumerate(paths) if not (skip_existing and p.exists())]
+    if workers is None:
+        workers = max(1, min(4, os.cpu_count() or 1))
+    jobs: queue.Queue = queue.Queue()
+    for i in todo:
+        jobs.put(i)
+    results: dict[int, dict] = {}
+    done = {i: threading.Event() for i in todo}
+    stop = threading.Event()
+
+    def serve() -> None:
+        worker = _Worker()
+        try:
+            while not stop.is_set():
+                try:
+                    i = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                results[i] = worker.run(_job(items[i], str(paths[i])))
+                done[i].set()
+                if not results[i].get("ok") and "died" in results[i].get("error", ""):
+                    worker.close()
+                    worker = _Worker()
+        finally:
+            worker.close()
+
+    threads = [threading.Thread(target=serve, daemon=True) for _ in range(min(workers, len(todo)))]
+    for t in threads:
+        t.start()
+    try:
+        for i, (item, path) in enumerate(zip(items, paths)):
+            if i in done:
+                done[i].wait()
+                r = results[i]
+                if not r.get("ok"):
+                    from latprof.space._arch import format_arch
+
+                    what = item.layer_key() if isinstance(item, LayerConfig) else format_arch(item)
+                    raise ArchitectureError(f"export of {what} failed: {r.get('error')}")
+            yield item, path
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()

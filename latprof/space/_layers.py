@@ -1,0 +1,229 @@
+"""Layer configurations: the unit a latency lookup table is keyed on.
+
+An architecture expands into a list of :class:`LayerConfig`, in run order: the
+stem conv, every layer of every block, the head 1x1 conv and the classifier
+(global average pooling, fully connected, softmax).
+
+The lookup-table key (:meth:`LayerConfig.layer_key`) is canonical: every
+field is always written, in a fixed order, and fields that cannot change the
+computed graph are normalised before the key is made (an identity skip that
+cannot apply becomes ``none``; ``cn``/``ds``/``fc`` layers have expansion 1)::
+
+    {op}_k{kernel}_s{stride}_e{expansion}_i{in}_o{out}_se{se_ratio:g}_{skip}_{act}_r{resolution}
+
+e.g. ``ir_k3_s2_e6_i16_o24_se0_none_relu_r112`` (``resolution`` is the input
+height = width of the layer). Two layers with equal keys compile to the same
+TFLite operators with the same shapes.
+
+Counting convention (:meth:`LayerConfig.params`, :meth:`LayerConfig.macs`):
+parameters after BatchNorm folding, i.e. conv/FC weights plus one bias per
+output channel (exactly the constant tensors of the converted .tflite);
+multiply-adds of convolutions and fully connected layers (including the SE
+FCs), not of element-wise ops, pooling or biases -- the papers' convention.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from latprof.errors import ArchitectureError
+from latprof.space._arch import Architecture
+
+LAYER_OPS = ("cn", "ds", "ir", "fc")
+_KEY = re.compile(
+    r"^(?P<op>[a-z]+)_k(?P<k>\d+)_s(?P<s>\d+)_e(?P<e>\d+)_i(?P<i>\d+)_o(?P<o>\d+)_se(?P<se>[0-9.e+-]+)"
+    r"_(?P<skip>id|pool|none)_(?P<act>relu|relu6|none)_r(?P<r>\d+)$"
+)
+
+
+def _out_size(size: int, stride: int) -> int:
+    return -(-size // stride)  # 'same' padding
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """One layer of a network, with everything that determines its latency."""
+
+    op: str  # "cn" | "ds" | "ir" | "fc" (fc: global average pool + fully connected + softmax)
+    kernel: int
+    stride: int
+    expansion: int
+    se_ratio: float
+    skip: str  # effective skip: "id" | "pool" | "none"
+    in_channels: int
+    out_channels: int
+    resolution: int  # input height = width
+    activation: str  # "relu" | "relu6" | "none"
+
+    def __post_init__(self) -> None:
+        if self.op not in LAYER_OPS:
+            raise ArchitectureError(f"unknown layer op {self.op!r}; allowed: {', '.join(LAYER_OPS)}")
+        # Canonical form: drop what cannot change the graph.
+        if self.op != "ir":
+            object.__setattr__(self, "expansion", 1)
+        if self.op == "fc":
+            for name, value in (("kernel", 1), ("stride", 1), ("se_ratio", 0.0), ("skip", "none"),
+                                ("activation", "none")):
+                object.__setattr__(self, name, value)
+        object.__setattr__(self, "se_ratio", float(self.se_ratio))
+        if self.skip == "id" and not (self.stride == 1 and self.in_channels == self.out_channels):
+            object.__setattr__(self, "skip", "none")
+
+    # ----------------------------------------------------------- derived
+
+    def layer_key(self) -> str:
+        """The canonical lookup-table key (see the module docstring)."""
+        return (
+            f"{self.op}_k{self.kernel}_s{self.stride}_e{self.expansion}_i{self.in_channels}"
+            f"_o{self.out_channels}_se{format(self.se_ratio, 'g')}_{self.skip}_{self.activation}"
+            f"_r{self.resolution}"
+        )
+
+    @classmethod
+    def from_key(cls, key: str) -> "LayerConfig":
+        """Inverse of :meth:`layer_key`."""
+        m = _KEY.match(key)
+        if not m:
+            raise ArchitectureError(
+                f"{key!r} is not a layer key; expected "
+                f"'{{op}}_k{{kernel}}_s{{stride}}_e{{expansion}}_i{{in}}_o{{out}}_se{{ratio}}_{{skip}}_{{act}}_r{{res}}'"
+            )
+        g = m.groupdict()
+        layer = cls(g["op"], int(g["k"]), int(g["s"]), int(g["e"]), float(g["se"]), g["skip"], int(g["i"]),
+                    int(g["o"]), int(g["r"]), g["act"])
+        if layer.layer_key() != key:
+            raise ArchitectureError(f"{key!r} is not canonical; the canonical key is {layer.layer_key()!r}")
+        return layer
+
+    @property
+    def out_resolution(self) -> int:
+        return 1 if self.op == "fc" else _out_size(self.resolution, self.stride)
+
+    @property
+    def mid_channels(self) -> int:
+        """Channels of the depthwise/SE stage: in*expansion for ir, in for ds, out for cn."""
+        return {"ir": self.in_channels * self.expansion, "ds": self.in_channels}.get(self.op, self.out_channels)
+
+    @property
+    def se_channels(self) -> int:
+        """SE bottleneck width: ``max(1, int(in_channels * se_ratio))``, as in the MnasNet reference code."""
+        return max(1, int(self.in_channels * self.se_ratio)) if self.se_ratio > 0 else 0
+
+    @property
+    def has_projection_shortcut(self) -> bool:
+        return self.skip == "pool" and self.in_channels != self.out_channels
+
+    def tflite_ops(self) -> tuple[str, ...]:
+        """The TFLite builtin operators this layer becomes after conversion, in run order.
+
+        BatchNorm and ReLU/ReLU6 are folded into the convolutions (bias and
+        fused activation), so they do not appear. With a pooling shortcut the
+        converter may schedule the shortcut's ops (AVERAGE_POOL_2D, CONV_2D)
+        before or between the main path's; the ADD is always last. Checked
+        against converted models in tests/test_space_build.py.
+        """
+        if self.op == "fc":
+            return ("MEAN", "FULLY_CONNECTED", "SOFTMAX")
+        # On a 1x1 feature map the converter drops the SE's MEAN (a no-op) and feeds
+        # the residual ADD through a RESHAPE; only at tiny input resolutions.
+        one_by_one = self.out_resolution == 1
+        ops: list[str] = []
+        if self.op == "cn":
+            ops.append("CONV_2D")
+        elif self.op == "ds":
+            ops.append("DEPTHWISE_CONV_2D")
+        else:
+            ops += ["CONV_2D", "DEPTHWISE_CONV_2D"]
+        if self.se_ratio > 0:
+            ops += ([] if one_by_one else ["MEAN"]) + ["CONV_2D", "CONV_2D", "LOGISTIC", "MUL"]
+        if self.op in ("ds", "ir"):
+            ops.append("CONV_2D")
+        if self.skip == "pool":
+            ops.append("AVERAGE_POOL_2D")
+            if self.has_projection_shortcut:
+                ops.append("CONV_2D")
+        if self.skip in ("pool", "id"):
+            if one_by_one:
+                ops.append("RESHAPE")
+            ops.append("ADD")
+        return tuple(ops)
+
+    def params(self) -> int:
+        """Parameters after BN folding (weights + one bias per output channel)."""
+        return sum(p for p, _ in self._parts())
+
+    def macs(self) -> int:
+        """Multiply-adds of convolutions and fully connected layers."""
+        return sum(m for _, m in self._parts())
+
+    def _parts(self) -> list[tuple[int, int]]:
+        """(params, macs) per weighted operator."""
+        cin, cout, k = self.in_channels, self.out_channels, self.kernel
+        hw_in = self.resolution * self.resolution
+        hw_out = self.out_resolution * self.out_resolution
+        if self.op == "fc":
+            return [(cin * cout + cout, cin * cout)]
+        parts = []
+        mid = self.mid_channels
+        if self.op == "cn":
+            parts.append((k * k * cin * cout + cout, hw_out * k * k * cin * cout))
+        else:
+            if self.op == "ir":
+                parts.append((cin * mid + mid, hw_in * cin * mid))
+            parts.append((k * k * mid + mid, hw_out * k * k * mid))
+        if self.se_ratio > 0:
+            r = self.se_channels
+            parts += [(mid * r + r, mid * r), (r * mid + mid, r * mid)]
+        if self.op in ("ds", "ir"):
+            parts.append((mid * cout + cout, hw_out * mid * cout))
+        if self.has_projection_shortcut:
+            parts.append((cin * cout + cout, hw_out * cin * cout))
+        return parts
+
+    def describe(self) -> str:
+        """A short human-readable description, e.g. ``ir e6 k3 s2 SE0.25 16->24 @112``."""
+        if self.op == "fc":
+            return f"pool+fc {self.in_channels}->{self.out_channels} @{self.resolution}"
+        bits = [self.op + (f" e{self.expansion}" if self.op == "ir" else ""), f"k{self.kernel}", f"s{self.stride}"]
+        if self.se_ratio:
+            bits.append(f"se{format(self.se_ratio, 'g')}")
+        if self.skip != "none":
+            bits.append(f"skip={self.skip}")
+        return f"{' '.join(bits)} {self.in_channels}->{self.out_channels} @{self.resolution}"
+
+
+def arch_layers(arch: Architecture) -> list[LayerConfig]:
+    """Stem, every block layer, head conv and classifier of ``arch``, in run order."""
+    return [layer for _, layer in named_layers(arch)]
+
+
+def named_layers(arch: Architecture) -> list[tuple[str, LayerConfig]]:
+    """Like :func:`arch_layers`, each with a position name: ``stem``, ``b3.2``, ``head``, ``classifier``."""
+    act = arch.activation
+    res = arch.resolution
+    out = [("stem", LayerConfig("cn", 3, 2, 1, 0.0, "none", 3, arch.stem_filters, res, act))]
+    res = _out_size(res, 2)
+    for n, b in enumerate(arch.blocks, 1):
+        for j in range(b.repeats):
+            first = j == 0
+            layer = LayerConfig(
+                op=b.op, kernel=b.kernel, stride=b.stride if first else 1, expansion=b.expansion,
+                se_ratio=b.se_ratio, skip=b.skip, in_channels=b.in_filters if first else b.out_filters,
+                out_channels=b.out_filters, resolution=res, activation=act,
+            )
+            out.append((f"b{n}.{j + 1}", layer))
+            res = layer.out_resolution
+    last = arch.blocks[-1].out_filters
+    out.append(("head", LayerConfig("cn", 1, 1, 1, 0.0, "none", last, arch.head_filters, res, act)))
+    out.append(("classifier", LayerConfig("fc", 1, 1, 1, 0.0, "none", arch.head_filters, arch.num_classes, res, "none")))
+    return out
+
+
+def count_params_macs(arch: Architecture) -> tuple[int, int]:
+    """(parameters, multiply-adds) of ``arch`` without building it (see the module's counting convention)."""
+    params = macs = 0
+    for layer in arch_layers(arch):
+        params += layer.params()
+        macs += layer.macs()
+    return params, macs
