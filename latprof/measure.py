@@ -53,6 +53,19 @@ def _wait_until_cool(device: Device, request: BenchmarkRequest, state: DeviceSta
     return state
 
 
+_NOISY_SPREAD = 0.25  # (p95 - p5) / median above this means something else competed for the core
+
+
+def _noise_warnings(stats: LatencyStats) -> list[str]:
+    if None in (stats.p5_ms, stats.p95_ms, stats.median_ms) or not stats.median_ms:
+        return []
+    spread = (stats.p95_ms - stats.p5_ms) / stats.median_ms
+    if spread <= _NOISY_SPREAD:
+        return []
+    return [f"noisy runs: p5-p95 spread is {spread:.0%} of the median; close other programs "
+            "(or check the device is not throttling) and measure again"]
+
+
 def measure(
     model_path: Path, device: Device, request: BenchmarkRequest, *, store: Store | None = None,
     wait_cool: bool = False, notify: Callable[[str], None] = lambda _: None,
@@ -71,6 +84,7 @@ def measure(
     run = device.run_benchmark(model, request)
     after = device.state(request)
     warnings += [f"after run: {w}" for w in after.throttle_warnings(limits)]
+    warnings += _noise_warnings(run.stats)
     for warning in warnings:
         notify(warning)
     measurement = Measurement(

@@ -108,3 +108,13 @@ def test_timeout_is_an_error_and_stores_nothing(tiny_tflite):
     result = CliRunner().invoke(main, ["measure", str(tiny_tflite), "--timeout", "0.01"])
     assert result.exit_code == 1 and "exceeded 0.01 s" in result.output and "--timeout" in result.output
     assert _stored() == []
+
+
+def test_noisy_runs_are_flagged():
+    from latprof.benchmarking.record import LatencyStats
+    from latprof.measure import _noise_warnings
+
+    steady = LatencyStats.from_samples([10_000 + i for i in range(20)])
+    noisy = LatencyStats.from_samples([10_000] * 15 + [30_000] * 5)
+    assert _noise_warnings(steady) == []
+    assert "noisy runs" in _noise_warnings(noisy)[0]
