@@ -22,7 +22,7 @@ def test_modern_log_without_percentiles_uses_the_mean(tmp_path):
     log = FIXTURES / "02_yolov5s_mi11_fp32_cpu_4threads.txt"
     result = _import(str(log), "--device", "mi11", "--json")
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output)
+    record = json.loads(result.stdout)
     assert record["stats"]["count"] == 50
     assert record["stats"]["median_ms"] is None
     assert record["latency_ms"] == pytest.approx(249.684)  # avg=249684 us
@@ -37,7 +37,7 @@ def test_modern_log_without_percentiles_uses_the_mean(tmp_path):
 def test_op_profiling_log_keeps_every_run_order_row():
     log = FIXTURES / "01_meta-tflite_qemuriscv64_mobilenet_v1_op_profiling.txt"
     result = _import(str(log), "--json")
-    record = json.loads(result.output)
+    record = json.loads(result.stdout)
     assert record["model_name"] == "mobilenet_v1_1.0_224.tflite"  # from `Graph: [...]`
     assert record["settings"]["threads"] == 4 and record["settings"]["op_profile"] is True
     assert len(record["op_profile"]) == 31
@@ -63,7 +63,7 @@ def test_legacy_log_with_only_an_average_is_imported_with_a_warning():
     log = FIXTURES / "06_tf_readme_mobilenet_quant_op_profiling_legacy_format.txt"
     result = _import(str(log), "--json")
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output)
+    record = json.loads(result.stdout)
     assert record["latency_ms"] == pytest.approx(79.7609)  # "Inference: 79760.9"
     assert record["stats"]["count"] == 0 and record["stats"]["median_ms"] is None
     assert "only the average" in record["warnings"][0]

@@ -24,7 +24,7 @@ def _stored() -> list:
 def test_measure_on_host_stores_a_full_record(tiny_tflite):
     result = _run("measure", str(tiny_tflite), "--runs", "7", "--warmup", "2", "--json")
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output)
+    record = json.loads(result.stdout)
     stats = record["stats"]
     assert stats["count"] == 7 and len(record["run_us"]) == 7
     assert stats["min_ms"] <= stats["p5_ms"] <= stats["median_ms"] <= stats["p95_ms"] <= stats["max_ms"]
