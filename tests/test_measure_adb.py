@@ -49,7 +49,8 @@ def test_full_record_from_the_loopback_phone(tiny_tflite):
     assert record["runtime"] == "tflite benchmark_model" and record["runtime_version"].startswith("sha256:")
     assert [c["cpu"] for c in record["state_before"]["cores"]] == [4, 5, 6, 7]
     assert record["state_before"]["cores"][0]["hw_max_khz"] == 2457600
-    assert record["state_after"]["temps_c"] and record["warnings"] == []
+    assert record["state_after"]["temps_c"]
+    assert not [w for w in record["warnings"] if "hot" in w or "capped" in w]  # a cool phone (noise may be flagged)
     assert [op["node_type"] for op in record["op_profile"]][:2] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
     assert leftovers.strip() == ""  # the run directory was removed
     (stored,) = _stored()
