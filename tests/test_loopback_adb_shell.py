@@ -20,22 +20,12 @@ from adb_shell.exceptions import (
     AdbTimeoutError,
     TcpTimeoutException,
 )
-from adb_shell.transport.tcp_transport import TcpTransport
 
 from latprof.benchmarking.parser import parse_benchmark_output
+from latprof.devices.adb import tcp_transport
 from latprof.loopback import FailureMode, LoopbackDevice, serve
 
 REFUSED = (AdbTimeoutError, TcpTimeoutException)
-
-
-class _Transport(TcpTransport):
-    """adb-shell's TCP transport, reporting a closed socket at once instead of after a timeout."""
-
-    def bulk_read(self, numbytes, transport_timeout_s):
-        data = super().bulk_read(numbytes, transport_timeout_s)
-        if numbytes and not data:
-            raise ConnectionResetError("connection closed by the device")
-        return data
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +41,7 @@ def signer(key):
 
 
 def connect(device: LoopbackDevice, signer: PythonRSASigner, auth_timeout_s: float = 5.0) -> AdbDevice:
-    client = AdbDevice(_Transport("127.0.0.1", device.port), default_transport_timeout_s=30)
+    client = AdbDevice(tcp_transport("127.0.0.1", device.port), default_transport_timeout_s=30)
     client.connect(rsa_keys=[signer], auth_timeout_s=auth_timeout_s, read_timeout_s=30)
     return client
 

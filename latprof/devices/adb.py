@@ -27,7 +27,7 @@ from latprof.errors import (
     DeviceError, DeviceUnauthorizedError, LatprofError, NoDeviceError,
 )
 
-__all__ = ["AdbDevice", "default_key_path", "load_signer", "parse_getprop", "REMOTE_DIR"]
+__all__ = ["AdbDevice", "default_key_path", "load_signer", "parse_getprop", "tcp_transport", "REMOTE_DIR"]
 
 REMOTE_DIR = "/data/local/tmp/latprof"
 _EXIT_MARKER = "__latprof_exit="
@@ -57,7 +57,7 @@ def parse_getprop(text: str) -> dict[str, str]:
     return dict(re.findall(r"^\[([^\]]+)\]: \[(.*)\]\s*$", text, flags=re.M))
 
 
-def _tcp_transport(host: str, port: int):
+def tcp_transport(host: str, port: int):
     from adb_shell.transport.tcp_transport import TcpTransport
 
     class _Transport(TcpTransport):
@@ -93,7 +93,7 @@ class AdbDevice(Device):
 
         if handle is None:
             host, _, port = serial.rpartition(":")
-            handle = _AdbShellDevice(_tcp_transport(host, int(port)), default_transport_timeout_s=10.0)
+            handle = _AdbShellDevice(tcp_transport(host, int(port)), default_transport_timeout_s=10.0)
         key = key_path or default_key_path()
         signer = load_signer(key)
         try:
