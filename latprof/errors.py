@@ -76,3 +76,29 @@ class ArchitectureError(LatprofError):
 
 class StoreError(LatprofError):
     """The results database cannot be opened, migrated or written."""
+
+
+class SearchError(LatprofError):
+    """Search settings are invalid, or a stored search does not match the settings given to resume it."""
+
+
+class EstimatorError(LatprofError):
+    """An accuracy estimator is misnamed, cannot be loaded, or returned something that is not a score."""
+
+
+class DataError(LatprofError):
+    """A data folder for proxy training is missing or malformed."""
+
+
+__all__ += ["SearchError", "EstimatorError", "DataError"]
+
+
+class LookupTableError(LatprofError):
+    """A lookup table is missing, incomplete, or was measured with other settings than asked for."""
+
+
+class PredictorError(LatprofError):
+    """No fitted predictor exists, or it cannot be fitted or loaded from the data given."""
+
+
+__all__ += ["LookupTableError", "PredictorError"]

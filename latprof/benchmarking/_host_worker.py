@@ -3,6 +3,19 @@
 Prints one JSON line with the timings. Per-op times come from single-operator
 models cut out of the graph (each op with its own weights, fed random inputs of
 the right shape), because LiteRT's Python interpreter exposes no op profiler.
+
+``--batch FILE`` (``-`` for stdin) times many models in this one pinned process:
+one model path per input line (or a JSON object ``{"model": PATH,
+"probe_wait_s": S}``), one JSON line per model on stdout (flushed as
+each finishes; ``{"model": ..., "error": ...}`` when one fails), so a caller
+measuring thousands of micro-models pays the process start-up once. With
+``--probe MODEL`` a fixed reference model, loaded once, is timed just before and
+just after each model (``"probe_us": [before, after]``, medians of
+``--probe-runs`` invokes): how fast the core was at that moment. With
+``--probe-wait-s S`` the worker first waits (up to S seconds, re-timing the
+probe every ~25 ms) until the probe is within ``--probe-tolerance`` of the
+fastest probe time seen so far (``"probe_fast_us"``), so that models are timed
+while nothing else slows the core down.
 """
 
 from __future__ import annotations
@@ -57,7 +70,12 @@ def _op_profile(model_path: str, threads: int, runs: int) -> list[tuple[str, str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model")
+    parser.add_argument("--batch", help="file of model paths, one per line ('-': stdin); one JSON line each")
+    parser.add_argument("--probe", help="batch mode: reference model timed before and after each model")
+    parser.add_argument("--probe-runs", type=int, default=10)
+    parser.add_argument("--probe-wait-s", type=float, default=0.0)
+    parser.add_argument("--probe-tolerance", type=float, default=0.15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup-runs", type=int, default=10)
     parser.add_argument("--num-runs", type=int, default=50)
@@ -65,8 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", type=int)
     args = parser.parse_args(argv)
 
+    if args.model is None and args.batch is None:
+        parser.error("pass --model or --batch")
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
+    if args.batch is not None:
+        return _batch(args)
 
     start = time.perf_counter_ns()
     interpreter = _make_interpreter(args.model, args.threads)
@@ -85,6 +107,58 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": args.cpu,
     }
     print(json.dumps(record))
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    source = sys.stdin if args.batch == "-" else open(args.batch)
+    version = metadata.version("ai-edge-litert")
+    probe = _make_interpreter(args.probe, args.threads) if args.probe else None
+    fastest = [float("inf")]
+
+    def time_probe() -> float:
+        value = float(np.median(_time_invokes(probe, args.probe_runs)))
+        fastest[0] = min(fastest[0], value)
+        return value
+
+    def settle(wait_s: float) -> tuple[float, float]:
+        """Time the probe, waiting up to ``wait_s`` for it to be fast; (probe us, seconds waited)."""
+        start = time.monotonic()
+        value = time_probe()
+        while value > fastest[0] * (1 + args.probe_tolerance) and time.monotonic() - start < wait_s:
+            time.sleep(0.025)
+            value = time_probe()
+        return value, time.monotonic() - start
+
+    if probe is not None:
+        for _ in range(5):
+            time_probe()
+            time.sleep(0.02)
+    with source:
+        for line in iter(source.readline, ""):
+            model, wait_s = line.strip(), args.probe_wait_s
+            if not model:
+                continue
+            if model.startswith("{"):
+                item = json.loads(model)
+                model, wait_s = item["model"], float(item.get("probe_wait_s", wait_s))
+            try:
+                before, waited = settle(wait_s) if probe is not None else (None, 0.0)
+                start = time.perf_counter_ns()
+                interpreter = _make_interpreter(model, args.threads)
+                init_us = (time.perf_counter_ns() - start) / 1e3
+                warmup = _time_invokes(interpreter, args.warmup_runs)
+                runs = _time_invokes(interpreter, args.num_runs)
+                del interpreter
+                record = {"model": model, "init_us": init_us, "warmup_us": warmup, "run_us": runs,
+                          "runtime": "ai-edge-litert", "runtime_version": version,
+                          "delegate": "xnnpack (LiteRT default)", "cpu": args.cpu}
+                if probe is not None:
+                    record.update(probe_us=[before, time_probe()], probe_fast_us=fastest[0], probe_wait_s=waited)
+            except Exception as exc:  # noqa: BLE001 - reported per model; the batch goes on
+                record = {"model": model, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
     return 0
 
 

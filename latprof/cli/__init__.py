@@ -33,19 +33,15 @@ def main(ctx: click.Context, db: str | None) -> None:
 
 
 def _register() -> None:
+    from latprof.cli import lut as _lut
     from latprof.cli import measure as _measure
+    from latprof.cli.arch import arch, space
+    from latprof.cli.calibrate import calibrate
+    from latprof.cli.device import device
+    from latprof.cli.search import search
 
-    for command in _measure.COMMANDS:
+    for command in [*_measure.COMMANDS, arch, space, device, *_lut.COMMANDS, calibrate, search]:
         main.add_command(command)
-    for module, names in (("latprof.cli.arch", ("arch", "space")), ("latprof.cli.device", ("device",))):
-        try:
-            mod = __import__(module, fromlist=list(names))
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        for name in names:
-            main.add_command(getattr(mod, name))
 
 
 _register()

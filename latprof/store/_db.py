@@ -57,6 +57,78 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (measurement_id, position)
     );
     """,
+    # version 2: latency lookup tables, calibration measurements and fitted predictors (latprof.lut/.predict)
+    """
+    CREATE TABLE lut_entries (
+        device TEXT NOT NULL,
+        space TEXT NOT NULL,
+        layer_key TEXT NOT NULL,
+        median_ms REAL NOT NULL, mean_ms REAL NOT NULL, std_ms REAL NOT NULL, min_ms REAL NOT NULL,
+        runs INTEGER NOT NULL,
+        settings TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        warnings TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (device, space, layer_key)
+    );
+    CREATE TABLE lut_builds (
+        device TEXT NOT NULL,
+        space TEXT NOT NULL,
+        params TEXT NOT NULL,
+        entries INTEGER NOT NULL,
+        settings TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        PRIMARY KEY (device, space, params)
+    );
+    CREATE TABLE lut_calibration (
+        device TEXT NOT NULL,
+        space TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        params TEXT NOT NULL,
+        median_ms REAL NOT NULL, mean_ms REAL NOT NULL, std_ms REAL NOT NULL, min_ms REAL NOT NULL,
+        runs INTEGER NOT NULL,
+        settings TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        warnings TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (device, space, arch)
+    );
+    CREATE TABLE predictors (
+        id INTEGER PRIMARY KEY,
+        device TEXT NOT NULL,
+        space TEXT NOT NULL,
+        format TEXT NOT NULL,
+        coefficients TEXT NOT NULL,
+        report TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX predictors_device ON predictors(device, space);
+    """,
+    # version 3: architecture searches and their trials, one row per trial as it finishes (latprof.search)
+    """
+    CREATE TABLE searches (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        out_dir TEXT,
+        config TEXT NOT NULL
+    );
+    CREATE TABLE search_trials (
+        search_id INTEGER NOT NULL REFERENCES searches(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        tokens TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        status TEXT NOT NULL,
+        latency_ms REAL,
+        accuracy REAL,
+        reward REAL,
+        error TEXT,
+        seconds REAL NOT NULL,
+        reused_from INTEGER,
+        finished_at TEXT NOT NULL,
+        PRIMARY KEY (search_id, idx)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -1,0 +1,137 @@
+"""How well a phone is predicted from a few end-to-end measurements on it (latprof calibrate).
+
+Part 1, published Pixel data: for each phone, fit on the MobileNetV2 rows and predict
+the MobileNetV3 rows, and the reverse (leave-one-family-out); per-row errors, the
+share within 10% and 15%, MAPE, next to the best FLOPs-only fit on the same rows.
+Reference costs are real host measurements (end to end + per operator) of Keras
+builds of each published model (weights=None), stored in --db and reused.
+
+Part 2, the host as its own target (unlimited ground truth): calibrate from 10
+measured random MnasNet-space architectures and predict 100 held-out ones, using the
+host lookup-table predictor as the reference when one is fitted (`latprof fit`),
+else the op cost model.
+
+    python benchmarks/calibration_accuracy.py --db calib.db [--phones pixel1 pixel2 pixel3] [--host-archs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from latprof.calibrate import (
+    fit_flops_linear, fit_kind_ratios, host_reference, read_rows, tflite_for,
+)
+from latprof.store import Store
+
+
+def _summary(label: str, pred: np.ndarray, y: np.ndarray) -> str:
+    rel = np.abs(pred / y - 1)
+    return (f"{label:<34} n={len(y):3d}  within10 {np.mean(rel <= .10):6.1%}  within15 {np.mean(rel <= .15):6.1%}"
+            f"  MAPE {np.mean(rel):6.1%}")
+
+
+def published(store: Store, phones: list[str]) -> None:
+    from latprof.space import read_tflite_ops
+
+    for phone in phones:
+        rows = read_rows("published", phone)
+        x, y, macs, fam, names = [], [], [], [], []
+        for row in rows:
+            path = tflite_for(row.spec)
+            cost, _ = host_reference(path, store)
+            x.append(cost.vector())
+            y.append(row.latency_ms)
+            macs.append(sum(op.macs() for op in read_tflite_ops(path)))
+            fam.append(row.spec.family)
+            names.append(f"{row.spec.name} [{'README' if 'README' in row.source else 'paper'}]")
+        x, y, macs, fam = np.array(x), np.array(y), np.array(macs, float), np.array(fam)
+        print(f"\n=== {phone}: {len(y)} published rows ({', '.join(f'{f}: {np.sum(fam == f)}' for f in np.unique(fam))})")
+        for train, test in (("MobileNetV2", "MobileNetV3"), ("MobileNetV3", "MobileNetV2")):
+            tr, te = fam == train, fam == test
+            if tr.sum() < 2 or te.sum() == 0:
+                print(f"fit on {train} -> predict {test}: skipped ({tr.sum()} training rows)")
+                continue
+            model = fit_kind_ratios(x[tr], y[tr])
+            flops = fit_flops_linear(macs[tr], y[tr])
+            ours, base = model.predict(x[te]), flops.predict(macs[te])
+            print(f"fit on {train} ({tr.sum()} rows) -> predict {test} ({te.sum()} rows); "
+                  f"shared ratio {model.shared_ratio:.2f}x, intercept {model.intercept_ms:.2f} ms")
+            for name, m, p, b in zip(np.array(names)[te], y[te], ours, base):
+                print(f"    {name:<52} measured {m:7.1f}  latprof {p:7.1f} ({p / m - 1:+6.1%})  "
+                      f"FLOPs {b:7.1f} ({b / m - 1:+6.1%})")
+            print("  " + _summary("latprof (kind ratios)", ours, y[te]))
+            print("  " + _summary("FLOPs-only fit", base, y[te]))
+
+
+def host_check(store: Store, n_archs: int, n_cal: int, seed: int) -> None:
+    from latprof.calibrate._predictor import ReferenceSplitter
+    from latprof.devices import open_device
+    from latprof.measure import build_request, measure
+    from latprof.space import MnasNetSpace, export_tflite
+
+    try:
+        from latprof.predict import load_predictor
+
+        reference = load_predictor("local", "mnasnet", store=store)
+        print(f"\n=== host check: reference = host lookup-table predictor")
+    except Exception as exc:  # no table fitted: the op cost model gives the reference times
+        reference = None
+        print(f"\n=== host check: no host table predictor ({exc}); reference = op cost model")
+    space = MnasNetSpace()
+    rng = np.random.default_rng(seed)
+    archs = [space.sample(rng) for _ in range(n_archs + n_cal)]
+    measured = []
+    with open_device("local") as device:
+        request = build_request(device, runs=30, warmup=5)
+        for i, arch in enumerate(archs):
+            path = Path(store.path).parent / "host_check" / f"arch{seed}_{i}.tflite"
+            path.parent.mkdir(exist_ok=True)
+            if not path.exists():
+                export_tflite(arch, path)
+            measured.append(measure(path, device, request).stats.headline_ms)
+    y = np.array(measured)
+    calibration = _any_calibration(store)
+    if calibration is None:
+        print("no stored calibration to take the host op cost model from; run part 1 first")
+        return
+    splitter = ReferenceSplitter(calibration.op_costs, calibration.sequence_factor, reference)
+    x = np.array([splitter.kind_ms(a) for a in archs])
+    model = fit_kind_ratios(x[:n_cal], y[:n_cal])  # fitted on the first n_cal only; the rest are held out
+    pred = model.predict(x[n_cal:])
+    print(f"calibrated from {n_cal} measured architectures, predicting {n_archs} held-out ones")
+    print("  " + _summary("latprof (kind ratios)", pred, y[n_cal:]))
+    print("  " + _summary("reference alone (no calibration)", x[n_cal:].sum(axis=1), y[n_cal:]))
+
+
+def _any_calibration(store: Store):
+    from latprof.calibrate import load_calibration
+
+    for (device,) in store.connection.execute("SELECT DISTINCT device FROM predictors"):
+        calibration = load_calibration(device, store)
+        if calibration is not None:
+            return calibration
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="calibration_benchmark.db")
+    parser.add_argument("--phones", nargs="+", default=["pixel1", "pixel2", "pixel3"])
+    parser.add_argument("--host-archs", type=int, default=100)
+    parser.add_argument("--host-calibration", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    with Store(args.db) as store:
+        published(store, args.phones)
+        if args.host_archs:
+            host_check(store, args.host_archs, args.host_calibration, args.seed)
+    print(f"\nwall time {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Turning a calibration row's model description into a .tflite file.
+
+A row names a model as a ``.tflite`` path, a named architecture or an
+architecture string (``mnasnet-a1@0.75,192``, built by :mod:`latprof.space`),
+or a published Keras family with multiplier and resolution (``MobileNetV2``,
+``MobileNetV3-Large``, ``MobileNetV3-Small``, optionally ``-minimalistic``),
+built with ``weights=None``. Built files are cached under
+``$LATPROF_CACHE`` (default ``~/.cache/latprof``)/models, keyed by description.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from latprof.errors import ArchitectureError, ModelFileError
+
+__all__ = ["ModelSpec", "model_spec", "tflite_for", "cache_dir", "KERAS_FAMILIES"]
+
+KERAS_FAMILIES = ("MobileNetV2", "MobileNetV3-Large", "MobileNetV3-Small")  # family for leave-one-family-out: the part before "-"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a calibration row measured. ``family`` groups rows for leave-one-family-out."""
+
+    kind: str  # "tflite" | "keras" | "arch"
+    name: str  # display name, e.g. "MobileNetV3-Large-minimalistic 1.0@224"
+    family: str
+    text: str  # path, arch string, or keras family
+    multiplier: float = 1.0
+    resolution: int = 224
+    minimalistic: bool = False
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LATPROF_CACHE") or Path.home() / ".cache" / "latprof") / "models"
+
+
+def _keras_family(model: str) -> tuple[str, bool] | None:
+    """``"MobileNetV3-Large-minimalistic (float)"`` -> ("MobileNetV3-Large", True)."""
+    base = re.sub(r"\s*\(.*?\)", "", model).strip()
+    minimal = base.endswith("-minimalistic")
+    base = base.removesuffix("-minimalistic")
+    return (base, minimal) if base in KERAS_FAMILIES else None
+
+
+def model_spec(model: str, multiplier: float | None = None, resolution: int | None = None) -> ModelSpec:
+    """Resolve the ``model`` column of a calibration row (with its multiplier and resolution, if given)."""
+    model = model.strip()
+    if model.endswith(".tflite"):
+        return ModelSpec("tflite", Path(model).name, Path(model).stem, model)
+    keras = _keras_family(model)
+    if keras is not None:
+        family, minimal = keras
+        m, r = float(multiplier or 1.0), int(resolution or 224)
+        name = f"{family}{'-minimalistic' if minimal else ''} {m:g}@{r}"
+        return ModelSpec("keras", name, family.split("-")[0], family, m, r, minimal)
+    from latprof.space import format_arch, parse_arch
+
+    text = model
+    if multiplier is not None or resolution is not None:
+        if "@" in model or ":" in model:
+            raise ArchitectureError(f"row '{model}' sets a multiplier/resolution twice; use NAME@M,R or the columns")
+        text = f"{model}@{multiplier or 1.0:g},{resolution or 224}"
+    arch = parse_arch(text)
+    family = model.split("@")[0] if ":" not in model else "arch-string"
+    return ModelSpec("arch", text if ":" not in text else format_arch(arch)[:40] + "…", family, text,
+                     resolution=arch.resolution)
+
+
+def _build_keras(spec: ModelSpec):
+    import tensorflow as tf
+
+    apps = tf.keras.applications
+    shape = (spec.resolution, spec.resolution, 3)
+    if spec.text == "MobileNetV2":
+        return apps.MobileNetV2(alpha=spec.multiplier, input_shape=shape, weights=None)
+    builder = apps.MobileNetV3Large if spec.text == "MobileNetV3-Large" else apps.MobileNetV3Small
+    return builder(alpha=spec.multiplier, minimalistic=spec.minimalistic, input_shape=shape, weights=None,
+                   include_preprocessing=False)
+
+
+def tflite_for(spec: ModelSpec) -> Path:
+    """The .tflite file of a model spec, building and caching it when needed."""
+    if spec.kind == "tflite":
+        path = Path(spec.text)
+        if not path.is_file():
+            raise ModelFileError(f"model file not found: {path}; fix the path in the measurements file")
+        return path
+    key = f"{spec.kind}|{spec.text}|{spec.multiplier}|{spec.resolution}|{spec.minimalistic}"
+    slug = re.sub(r"[^A-Za-z0-9.@,-]+", "_", spec.name)[:60]
+    path = cache_dir() / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.tflite"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    if spec.kind == "keras":
+        from latprof.space import keras_to_tflite
+
+        tmp.write_bytes(keras_to_tflite(_build_keras(spec)))
+    else:
+        from latprof.space import export_tflite, parse_arch
+
+        export_tflite(parse_arch(spec.text), tmp)
+    tmp.replace(path)  # never leave a half-written model in the cache
+    return path

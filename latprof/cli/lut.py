@@ -1,0 +1,181 @@
+"""``latprof build-lut``, ``fit`` and ``predict``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _store(ctx: click.Context, db: str | None):
+    from latprof.store import Store
+
+    return Store(db or (ctx.obj or {}).get("db"))
+
+
+def _space(name: str, resolution: int | None, depth_multiplier: float | None):
+    from latprof.space import get_space
+
+    params = {}
+    if resolution is not None:
+        params["resolution"] = resolution
+    if depth_multiplier is not None:
+        params["depth_multiplier"] = depth_multiplier
+    return get_space(name, **params)
+
+
+_db_option = click.option("--db", type=click.Path(dir_okay=False),
+                          help="Results database (default: the main --db, $LATPROF_DB or ~/.local/share/latprof).")
+
+
+@click.command("build-lut")
+@click.option("--device", "device_name", default="local", show_default=True,
+              help="Config name (device_configs/), ADB serial, or HOST:PORT.")
+@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--resolution", type=int, help="Input resolution of the space (default: the space's, 224).")
+@click.option("--depth-multiplier", type=float, help="Depth multiplier of the space (default: the space's, 1.0).")
+@click.option("--runs", type=click.IntRange(min=1), help="Timed runs per layer (host default 30; phones: the config's).")
+@click.option("--warmup", type=click.IntRange(min=0), help="Warm-up runs per layer (host default 5).")
+@click.option("--calibration", type=click.IntRange(min=0), default=None,
+              help="Architectures measured end to end for `latprof fit` (default 60; at least 20 recommended).")
+@click.option("--calibration-runs", type=click.IntRange(min=1), help="Timed runs per calibration architecture "
+              "(default: the device config's, as `latprof measure`).")
+@click.option("--core-mask", help="taskset mask on the phone (default: the config's big cores).")
+@click.option("--benchmark-binary", type=click.Path(path_type=Path), help="Local benchmark_model to push.")
+@click.option("--no-wait-cool", is_flag=True, help="Do not wait for a hot phone to cool before each entry.")
+@click.option("--no-realtime", is_flag=True, help="Host: do not run the timing process under SCHED_FIFO.")
+@click.option("--no-probe", is_flag=True, help="Host: do not time the speed probe around each model "
+              "(for a dedicated, quiet machine).")
+@click.option("--rebuild", is_flag=True, help="Delete this device's table for the space and measure it anew.")
+@_db_option
+@click.pass_context
+def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, warmup, calibration,
+              calibration_runs, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild, db):
+    """Measure every unique layer of a search space on a device: its latency lookup table.
+
+    Resumes where an interrupted build stopped; entries already stored are not measured again.
+    """
+    from latprof.devices import open_device
+    from latprof.devices.local import LocalDevice
+    from latprof.lut import DEFAULT_CALIBRATION, LUT_RUNS, LUT_WARMUP, build_lut as run_build
+    from latprof.measure import build_request
+
+    space = _space(space_name, resolution, depth_multiplier)
+    with _store(ctx, db) as store, open_device(device_name) as device:
+        host = isinstance(device, LocalDevice)
+        request = build_request(device, runs=runs or (LUT_RUNS if host else None),
+                                warmup=warmup if warmup is not None else (LUT_WARMUP if host else None),
+                                core_mask=core_mask, benchmark_binary=benchmark_binary)
+        calibration_request = build_request(device, runs=calibration_runs, core_mask=core_mask,
+                                            benchmark_binary=benchmark_binary)
+        n_configs = len(space.unique_layer_configs())
+        click.echo(f"{device.name}: {space_name} {space.params()} -> {n_configs} layer configurations, "
+                   f"{request.warmup_runs}+{request.num_runs} runs each; database {store.path}", err=True)
+        try:
+            summary = run_build(
+                store, device, space, request=request, calibration_request=calibration_request,
+                calibration=DEFAULT_CALIBRATION if calibration is None else calibration, rebuild=rebuild,
+                wait_cool=not no_wait_cool, realtime=not no_realtime, probe=not no_probe, progress=True,
+                notify=lambda msg: click.echo(f"Warning: {msg}", err=True),
+            )
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted: every entry measured so far is stored; run the same command again to resume.",
+                       err=True)
+            sys.exit(130)
+    click.echo(f"table: {summary.entries} entries ({summary.already_stored} already stored, {summary.measured} "
+               f"measured now); calibration: {summary.calibration} architectures "
+               f"({summary.calibration_already_stored} already stored, {summary.calibration_measured} measured now); "
+               f"wall time {summary.wall_s:.1f} s (table {summary.table_wall_s:.1f} s)")
+    click.echo(f"next: latprof fit --device {device_name}")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+@click.command()
+@click.option("--device", "device_name", default="local", show_default=True)
+@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--folds", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Cross-validation folds for the end-to-end correction.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@_db_option
+@click.pass_context
+def fit(ctx, device_name, space_name, folds, as_json, db):
+    """Fit a device's predictor from its lookup table and calibration set; report cross-validated error."""
+    from latprof.predict import fit_predictor, save_predictor
+
+    with _store(ctx, db) as store:
+        model, report = fit_predictor(store, device_name, space_name, folds=folds)
+        predictor_id = save_predictor(store, model, report)
+    if as_json:
+        click.echo(json.dumps({"id": predictor_id, **report}, indent=2))
+        return
+    e2e = report["end_to_end_cv"]
+    lines = [f"{device_name} ({space_name}): {report['table_entries']} table entries, "
+             f"{report['calibration_archs']} calibration architectures; stored as predictor #{predictor_id}"]
+    for title, key in (("layer regression, random 5-fold", "regression_cv_random_5fold"),
+                       ("layer regression, unseen widths", "regression_cv_leave_width_out")):
+        r = report[key]["with_siblings"]
+        lines.append(f"  {title:<34} MAPE {_pct(r['mape']):>6}  within 10% {_pct(r['within_10']):>6}  "
+                     f"(cost model alone: MAPE {_pct(report[key]['cost_model_only']['mape'])})")
+    lines.append(f"  end to end, {e2e['folds']}-fold CV on calibration set:")
+    for name, label in (("latprof", "latprof"), ("plain_table_sum", "plain table sum"),
+                        ("flops_linear", "FLOPs-linear")):
+        r = e2e[name]
+        lines.append(f"    {label:<16} within 5% {_pct(r['within_5']):>6}  within 10% {_pct(r['within_10']):>6}  "
+                     f"MAPE {_pct(r['mape']):>6}  RMSE {r['rmse_ms']:.3f} ms  Kendall tau {r['kendall_tau']:.3f}")
+    curve = ", ".join(f"{n}: {_pct(r['mape'])}" for n, r in report["calibration_learning_curve"].items())
+    if curve:
+        lines.append(f"  correction MAPE vs calibration architectures used: {curve}")
+    c = report["correction"]
+    lines.append(f"  correction: intercept {c['intercept_ms']:.3f} ms, per layer {c['per_layer_ms']:+.4f} ms, scale "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in c["scale"].items()))
+    if report["probe_ref_ms"] is not None:
+        lines.append(f"  speed probe: reference {report['probe_ref_ms']:.4f} ms, exponent {report['probe_beta']:.2f}")
+    click.echo("\n".join(lines))
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--device", "device_name", default="local", show_default=True)
+@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
+@_db_option
+@click.pass_context
+def predict(ctx, models, device_name, space_name, as_json, db):
+    """Predict the latency of architectures (names, strings, JSON) or .tflite files on a device."""
+    from latprof.errors import ArchitectureError
+    from latprof.predict import load_predictor
+    from latprof.space import format_arch, parse_arch
+
+    with _store(ctx, db) as store:
+        predictor = load_predictor(device_name, space_name, store=store)
+    results = []
+    for text in models:
+        if text.endswith(".tflite") or Path(text).is_file():
+            results.append((text, predictor.predict_tflite(text)))
+            continue
+        try:
+            arch = parse_arch(text)
+        except ArchitectureError as exc:
+            raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
+        results.append((arch.name or format_arch(arch), predictor.predict(arch)))
+    if as_json:
+        out = [{"model": name, **p.to_dict()} for name, p in results]
+        click.echo(json.dumps(out if len(out) > 1 else out[0], indent=2))
+        return
+    for name, p in results:
+        n_reg = sum(r.source == "regression" for r in p.layers)
+        click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); "
+                   f"{len(p.layers) - n_reg} layers from the table, {n_reg} from the regression "
+                   f"({_pct(p.regression_share)} of the latency)")
+        click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
+        click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
+        for r in p.layers:
+            click.echo(f"  {r.name:<12}{r.ms:>9.3f}  {r.source:<11}{r.layer_key}")
+
+
+COMMANDS = [build_lut, fit, predict]

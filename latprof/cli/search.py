@@ -1,0 +1,237 @@
+"""``latprof search``: MnasNet reward search against a device's latency predictor (or the device itself)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from latprof.search._controllers import CONTROLLER_NAMES
+from latprof.search._reward import REWARD_MODES
+from latprof.search._runner import LATENCY_SOURCES, SearchConfig
+
+_DEFAULTS = SearchConfig.defaults()
+
+
+def _short(arch_string: str) -> str:
+    """A compact block-by-block form, e.g. ``ds3x1 ir6k3x2 ir3k5se x3 ...``."""
+    from latprof.space import parse_arch
+
+    parts = []
+    for b in parse_arch(arch_string).blocks:
+        op = f"ir{b.expansion}" if b.op == "ir" else b.op
+        se = "se" if b.se_ratio else ""
+        skip = {"pool": "P", "none": "-", "id": ""}[b.skip]
+        parts.append(f"{op}k{b.kernel}{se}{skip}/{b.out_filters}x{b.repeats}")
+    return " ".join(parts)
+
+
+def _table(trials, accuracy_label: str) -> list[str]:
+    from latprof.space import count_params_macs, parse_arch
+
+    lines = [(f"  {'#':>3} {'trial':>6} {'reward':>10} {'latency ms':>11} {accuracy_label:>10} {'params':>7} "
+              f"{'MACs':>8}  blocks (op kernel [se] [P=pool skip, -=no skip] / filters x layers)")]
+    for rank, t in enumerate(trials, 1):
+        params, macs = count_params_macs(parse_arch(t.arch))
+        lines.append(f"  {rank:>3} {t.idx:>6} {t.reward:>10.4f} {t.latency_ms:>11.2f} {t.accuracy:>10.4f} "
+                     f"{params / 1e6:>6.2f}M {macs / 1e6:>7.1f}M  {_short(t.arch)}")
+    return lines
+
+
+def _source_note(ctx: click.Context, name: str) -> str:
+    return "  (default)" if ctx.get_parameter_source(name) == ParameterSource.DEFAULT else ""
+
+
+@click.command()
+@click.option("--target-ms", type=float, required=True, help="Target latency T in milliseconds.")
+@click.option("--device", "device_name", default=_DEFAULTS["device"], show_default=True,
+              help="Device whose predictor (or, with --latency measure, which device) gives latencies.")
+@click.option("--samples", type=int, default=_DEFAULTS["samples"], show_default=True,
+              help="Architectures to sample in total (with --resume, including those already stored).")
+@click.option("--seed", type=int, default=_DEFAULTS["seed"], show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: latprof-search-DEVICE-Tms].")
+@click.option("--reward", type=click.Choice(list(REWARD_MODES)), default=_DEFAULTS["reward"], show_default=True,
+              help="soft: alpha = beta = -0.07; hard: alpha = 0, beta = -1 (the paper's two constraints).")
+@click.option("--alpha", type=float, help="Exponent when LAT <= T (overrides --reward's).")
+@click.option("--beta", type=float, help="Exponent when LAT > T (overrides --reward's).")
+@click.option("--controller", type=click.Choice(CONTROLLER_NAMES), default=_DEFAULTS["controller"],
+              show_default=True)
+@click.option("--accuracy", default=_DEFAULTS["accuracy"], show_default=True,
+              help="zero-cost (NASWOT), proxy-train, or python:MODULE:FUNCTION (your f(arch) -> float).")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="proxy-train only: a folder of images per class [default: built-in shapes10].")
+@click.option("--latency", type=click.Choice(LATENCY_SOURCES), default=_DEFAULTS["latency"], show_default=True,
+              help="predictor: the device's lookup-table predictor; measure: benchmark every sample on the device.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes evaluating accuracy in parallel.")
+@click.option("--batch-size", type=int, default=_DEFAULTS["batch_size"], show_default=True,
+              help="Samples per controller update (fixed, so results do not depend on --workers).")
+@click.option("--resume", is_flag=True, help="Continue the search stored for --out.")
+@click.option("--verify", is_flag=True, help="Measure the best architecture on the device next to its prediction.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows of the top table.")
+@click.pass_context
+def search(ctx, target_ms, device_name, samples, seed, out_dir, reward, alpha, beta, controller, accuracy, data,
+           latency, workers, batch_size, resume, verify, top):
+    """Search the MnasNet space for the best reward ACC x (LAT/T)^w on a device (Tan et al., CVPR 2019)."""
+    from latprof.search import SearchConfig, make_estimator, run_search, write_outputs
+    from latprof.store import Store
+
+    config = SearchConfig(target_ms=target_ms, reward=reward, alpha=alpha, beta=beta, controller=controller,
+                          accuracy=accuracy, latency=latency, device=device_name, samples=samples, seed=seed,
+                          batch_size=batch_size, data=str(data) if data is not None else None)
+    out = out_dir or Path(f"latprof-search-{device_name}-{target_ms:g}ms")
+    estimator = make_estimator(config.accuracy, data=config.data, seed=config.seed)
+    with Store((ctx.obj or {}).get("db")) as store:
+        predictor = _predictor(config, store) if latency == "predictor" else None
+        device = _open(device_name) if (latency == "measure" or verify) else None
+        try:
+            _header(ctx, config, estimator, predictor, out, workers, store, resume, verify)
+            latency_model = predictor if predictor is not None else _measured(device, store, out)
+            progress = _Progress(config.samples)
+            try:
+                result = run_search(config, latency_model, store=store, out_dir=out, resume=resume, workers=workers,
+                                    estimator=estimator, latency_chunk=1 if latency == "measure" else None,
+                                    on_trial=progress)
+            except KeyboardInterrupt:
+                progress.finish()
+                click.echo("\nInterrupted: every finished trial is stored; run the same command with --resume to "
+                           "continue.", err=True)
+                sys.exit(130)
+            progress.finish()
+            _report(result, out, top)
+            paths = write_outputs(result, out)
+            if verify and result.best is not None:
+                paths["verify"] = _verify(result, device, store, out, predictor)
+        finally:
+            if device is not None:
+                device.close()
+    click.echo("files: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _predictor(config, store):
+    from latprof.devices import list_configs
+    from latprof.errors import LatprofError, UnknownDeviceError
+    from latprof.predict import load_predictor
+
+    try:
+        return load_predictor(config.device, config.space, store=store)
+    except LatprofError:
+        configs = list_configs()
+        if config.device not in configs:
+            raise UnknownDeviceError(
+                f"unknown device '{config.device}': no config of that name (known: {', '.join(sorted(configs))}) "
+                "and no lookup table for it; pass --device NAME, and run `latprof build-lut --device NAME` "
+                "first") from None
+        raise
+
+
+def _open(device_name):
+    from latprof.devices import open_device
+
+    return open_device(device_name)
+
+
+def _measured(device, store, out):
+    from latprof.measure import build_request
+    from latprof.search import MeasuredLatency
+
+    return MeasuredLatency(device, build_request(device), store=store, workdir=out)
+
+
+def _header(ctx, config, estimator, predictor, out, workers, store, resume, verify) -> None:
+    from latprof.space import get_space
+
+    n = _source_note
+    reward = config.make_reward()
+    latency = (f"predictor: {config.device}'s lookup-table predictor (latprof.predict)" if predictor is not None
+               else f"measure: every sample exported to .tflite and benchmarked on {config.device}")
+    controller = config.make_controller(get_space(config.space))
+    lines = [
+        "latprof search: MnasNet reward search (Tan et al., CVPR 2019) in the mnasnet space",
+        f"  --target-ms   {config.target_ms:g} ms",
+        f"  --device      {config.device}{n(ctx, 'device_name')}",
+        f"  --reward      {reward.describe()}{n(ctx, 'reward') if reward.mode != 'custom' else ''}",
+        f"  --controller  {controller.describe()}{n(ctx, 'controller')}",
+        f"  --accuracy    {estimator.describe()}{n(ctx, 'accuracy')}",
+        f"  --latency     {latency}{n(ctx, 'latency')}",
+        (f"  --samples     {config.samples}{n(ctx, 'samples')}   --batch-size {config.batch_size}"
+         f"{n(ctx, 'batch_size')}   --seed {config.seed}{n(ctx, 'seed')}   --workers {workers}{n(ctx, 'workers')}"),
+        (f"  --out         {out}{n(ctx, 'out_dir')}   --resume {'yes' if resume else 'no'}   "
+         f"--verify {'yes' if verify else 'no'}"),
+        f"  database      {store.path}",
+    ]
+    if estimator.is_proxy:
+        lines.append("  note: the accuracy column is a built-in proxy for ranking candidates, not ImageNet accuracy")
+    click.echo("\n".join(lines))
+
+
+class _Progress:
+    """A live line on a terminal; on a pipe, a line every 5% of the samples."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tty = sys.stderr.isatty()
+        self.every = max(1, total // 20)
+        self.last = ""
+        self.t0 = time.perf_counter()
+
+    def __call__(self, trial, p) -> None:
+        best = (f"best reward {p.best.reward:.4f} ({p.best.latency_ms:.2f} ms, accuracy proxy {p.best.accuracy:.4f})"
+                if p.best is not None else "no successful sample yet")
+        self.last = (f"{p.done}/{p.total} samples, {p.samples_per_s:.1f}/s, {p.failed} failed, {best}")
+        if self.tty:
+            click.echo("\r" + self.last + "\033[K", err=True, nl=False)
+        elif p.done % self.every == 0 or p.done == p.total:
+            click.echo(self.last, err=True)
+
+    def finish(self) -> None:
+        if self.tty and self.last:
+            click.echo("", err=True)
+
+
+def _report(result, out, top) -> None:
+    label = "accuracy*" if result.estimator_is_proxy else "accuracy"
+    t = result.timings
+    new = len(result.trials) - result.resumed_trials
+    failed = [x for x in result.trials if not x.ok]
+    lines = [(f"{len(result.trials)} samples ({result.resumed_trials} resumed from earlier runs, {len(failed)} "
+              f"failed, {len({x.arch for x in result.ok_trials})} distinct architectures) in {t['total']:.1f} s")]
+    if new:
+        def per(key: str) -> float:
+            return 1000 * t[key] / new
+
+        lines.append(f"  per new sample: controller {per('controller'):.2f} ms, latency {per('latency'):.2f} ms, "
+                     f"accuracy {per('accuracy') + per('accuracy_submit') + per('accuracy_wait'):.2f} ms, reward "
+                     f"{per('reward'):.4f} ms, storage {per('storage'):.2f} ms; {new / t['total']:.1f} samples/s")
+    if failed:
+        lines.append(f"  first failure: trial {failed[0].idx}: {failed[0].error}")
+    lines.append(f"\nTop {top} architectures by reward (target {result.config.target_ms:g} ms):")
+    lines += _table(result.top(top), label)
+    front = result.pareto()
+    lines.append(f"\nPareto front, {label} vs latency ({len(front)} architectures; '<' marks those within the "
+                 f"{result.config.target_ms:g} ms target):")
+    lines += [line if i == 0 else ("<" if front[i - 1].latency_ms <= result.config.target_ms else " ") + line[1:]
+              for i, line in enumerate(_table(front, label))]
+    if result.estimator_is_proxy:
+        lines.append(f"\n* {label[:-1]} is a proxy estimate ({result.estimator.split(':')[0]}), not ImageNet accuracy")
+    if result.best is not None:
+        lines.append(f"\nbest architecture (trial {result.best.idx}): {result.best.arch}")
+    click.echo("\n".join(lines))
+
+
+def _verify(result, device, store, out, predictor) -> Path:
+    from latprof.measure import build_request
+    from latprof.search import MeasuredLatency, verify, write_verify
+
+    row = verify([result.best], MeasuredLatency(device, build_request(device), store=store, workdir=out),
+                 result.config.target_ms, predictor)[0]
+    band = (f" (predicted band {row['band_low_ms']:.2f}-{row['band_high_ms']:.2f} ms)"
+            if row["band_low_ms"] is not None else "")
+    click.echo(f"verify on {device.name}: measured {row['measured_ms']:.2f} ms, predicted {row['predicted_ms']:.2f} ms"
+               f"{band}: prediction error {row['error_pct']:+.1f}%, measured vs target "
+               f"{row['measured_vs_target_pct']:+.1f}%")
+    return write_verify(Path(out) / "verify.csv", [row])

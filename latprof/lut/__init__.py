@@ -1,0 +1,21 @@
+"""Per-layer latency lookup tables: building them on a device, resumably, and reading them back.
+
+* :func:`build_lut` measures every unique layer configuration of a search
+  space as a micro-model, then a calibration set of whole architectures; each
+  result is committed as it arrives and a rerun resumes.
+* :func:`load_table`, :func:`load_entries`, :func:`load_calibration` read a
+  device's table and calibration set from a :class:`~latprof.store.Store`
+  connection.
+"""
+
+from latprof.lut._build import (
+    CALIBRATION_SEED, DEFAULT_CALIBRATION, LUT_RUNS, LUT_WARMUP, BuildSummary, build_lut, calibration_archs,
+)
+from latprof.lut._tables import (
+    CalibrationRow, LutEntry, finished_builds, load_calibration, load_entries, load_table,
+)
+
+__all__ = [
+    "build_lut", "BuildSummary", "calibration_archs", "DEFAULT_CALIBRATION", "CALIBRATION_SEED", "LUT_RUNS",
+    "LUT_WARMUP", "LutEntry", "CalibrationRow", "load_table", "load_entries", "load_calibration", "finished_builds",
+]

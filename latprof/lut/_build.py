@@ -1,0 +1,184 @@
+"""Build a device's lookup table and calibration set, resumably.
+
+:func:`build_lut` measures every unique layer configuration of a space as a
+single-layer micro-model (written straight to a .tflite flatbuffer by
+:mod:`latprof.space._flatbuffer`, milliseconds each), then a calibration set of
+whole architectures end to end. Each result is committed on its own as it
+arrives; keys already stored are skipped, so an interrupted build (Ctrl-C,
+``kill -9``, an unplugged phone) resumes where it stopped and never stores a
+half-measured entry.
+
+Why micro-models and not ``benchmark_model --enable_op_profiling`` on phones:
+with the XNNPACK delegate (the default CPU path, and the latency we model) the
+whole graph is one delegate node, so the op profile has a single row or
+XNNPACK-internal rows that do not map back to our layers; turning XNNPACK off
+to get per-op rows would measure a different runtime. A micro-model per layer
+gives exactly the latency the table key means, with the same runtime and
+delegate; what running layers in sequence changes is learnt by the fitted
+end-to-end correction (:mod:`latprof.predict`) from the calibration set.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from latprof.devices import BenchmarkRequest, Device
+from latprof.errors import LatprofError, LookupTableError
+from latprof.lut import _tables as T
+from latprof.lut._runners import HostBatchRunner, Result, make_runner
+from latprof.space import Architecture, LayerConfig, SearchSpace, format_arch
+from latprof.space._flatbuffer import write_tflite
+from latprof.store import Store
+
+__all__ = ["BuildSummary", "build_lut", "calibration_archs", "DEFAULT_CALIBRATION", "CALIBRATION_SEED",
+           "LUT_WARMUP", "LUT_RUNS"]
+
+DEFAULT_CALIBRATION = 60  # architectures measured end to end (see `latprof fit`'s learning curve)
+CALIBRATION_SEED = 5_000_000  # calibration archs are space.sample(Random(CALIBRATION_SEED + i))
+LUT_WARMUP, LUT_RUNS = 5, 30  # per micro-model, on the host
+_HOST_STATE_EVERY = 200  # host: read the device state every this many entries
+_METHOD_LAYER = "micro-model: one layer per .tflite (latprof flatbuffer writer, random float32 weights)"
+_METHOD_ARCH = "whole architecture .tflite (latprof flatbuffer writer, random float32 weights), end to end"
+
+X = TypeVar("X")
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a build did: table and calibration counts, and the wall time of this run."""
+
+    device: str
+    space: str
+    params: dict
+    entries: int
+    already_stored: int
+    measured: int
+    calibration: int
+    calibration_already_stored: int
+    calibration_measured: int
+    wall_s: float
+    table_wall_s: float
+
+
+def calibration_archs(space: SearchSpace, count: int, seed: int = CALIBRATION_SEED) -> list[Architecture]:
+    """``count`` distinct random architectures of ``space``, the same every time for a given seed."""
+    out: dict[str, Architecture] = {}
+    i = 0
+    while len(out) < count and i < count * 20:
+        arch = space.sample(random.Random(seed + i))
+        out.setdefault(format_arch(arch), arch)
+        i += 1
+    return list(out.values())
+
+
+def build_lut(
+    store: Store, device: Device, space: SearchSpace, *, request: BenchmarkRequest,
+    calibration_request: BenchmarkRequest, calibration: int = DEFAULT_CALIBRATION, rebuild: bool = False,
+    wait_cool: bool = True, realtime: bool = True, probe: bool = True, progress: bool = False,
+    notify: Callable[[str], None] = lambda _: None,
+) -> BuildSummary:
+    """Measure the missing entries of ``device``'s table for ``space``, then its calibration set.
+
+    ``request`` holds the micro-model settings, ``calibration_request`` the
+    end-to-end ones; ``realtime``: host runs use SCHED_FIFO where allowed;
+    ``probe``: host runs time the speed probe around each model.
+    Raises LookupTableError when stored rows were measured with other settings
+    (unless ``rebuild``, which deletes the device's table first).
+    """
+    start = time.perf_counter()
+    conn, name, params = store.connection, device.name, space.params()
+    if rebuild:
+        T.delete_table(conn, name, space.name)
+    configs = {layer.layer_key(): layer for layer in space.unique_layer_configs()}
+    have = T.stored_keys(conn, name, space.name)
+    todo = [layer for key, layer in configs.items() if key not in have]
+    archs = calibration_archs(space, calibration)
+    have_archs = T.stored_calibration(conn, name, space.name)
+    todo_archs = [a for a in archs if format_arch(a) not in have_archs]
+    fingerprint = device.fingerprint()
+    with tempfile.TemporaryDirectory(prefix="latprof-lut-") as tmp:
+        folder = Path(tmp)
+        if todo:
+            with make_runner(device, request, method=_METHOD_LAYER, wait_cool=wait_cool,
+                             realtime=realtime, probe_dir=folder if probe else None,
+                             notify=notify) as runner:
+                T.check_settings(conn, "lut_entries", name, space.name, runner.settings)
+                T.start_build(conn, name, space.name, params, len(configs), runner.settings)
+
+                def store_entry(layer: LayerConfig, result: Result, warnings: list[str]) -> None:
+                    T.add_entry(conn, T.LutEntry.from_stats(name, space.name, layer.layer_key(), result.stats,
+                                                            result.settings, fingerprint,
+                                                            result.warnings + warnings))
+
+                _measure_all(todo, lambda layer, i: write_tflite(layer, folder / f"layer{i}.tflite", seed=i),
+                             runner, store_entry, device, request, wait_cool, notify,
+                             _bar(progress, len(configs), len(configs) - len(todo), f"table {name}", "entry"))
+        else:
+            T.start_build(conn, name, space.name, params, len(configs), {})
+        T.finish_build(conn, name, space.name, params)
+        table_wall = time.perf_counter() - start
+        if todo_archs:
+            with make_runner(device, calibration_request, method=_METHOD_ARCH, wait_cool=wait_cool,
+                             realtime=realtime, probe_dir=folder if probe else None,
+                             notify=notify) as runner:
+                T.check_settings(conn, "lut_calibration", name, space.name, runner.settings)
+
+                def store_arch(arch: Architecture, result: Result, warnings: list[str]) -> None:
+                    s = result.stats
+                    T.add_calibration(conn, T.CalibrationRow(
+                        name, space.name, format_arch(arch), params, s.headline_ms, s.mean_ms or s.headline_ms,
+                        s.std_ms or 0.0, s.min_ms or s.headline_ms, s.count, result.settings, fingerprint,
+                        result.warnings + warnings, T.now()))
+
+                _measure_all(todo_archs, lambda arch, i: write_tflite(arch, folder / f"arch{i}.tflite", seed=i),
+                             runner, store_arch, device, calibration_request, wait_cool, notify,
+                             _bar(progress, len(archs), len(archs) - len(todo_archs), f"calibration {name}", "arch"))
+    return BuildSummary(
+        device=name, space=space.name, params=params, entries=len(configs), already_stored=len(configs) - len(todo),
+        measured=len(todo), calibration=len(archs), calibration_already_stored=len(archs) - len(todo_archs),
+        calibration_measured=len(todo_archs), wall_s=time.perf_counter() - start, table_wall_s=table_wall,
+    )
+
+
+def _bar(enabled: bool, total: int, initial: int, desc: str, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True,
+                smoothing=0.05)
+
+
+def _measure_all(items: list[X], write: Callable[[X, int], Path], runner, store_one: Callable[[X, Result, list[str]], None],
+                 device: Device, request: BenchmarkRequest, wait_cool: bool, notify: Callable[[str], None],
+                 bar) -> None:
+    """Write, measure and store each item in turn (nothing else runs on the host while a model is timed)."""
+    host = isinstance(runner, HostBatchRunner)
+    warnings: list[str] = []
+    with bar:
+        for i, item in enumerate(items):
+            if host and i % _HOST_STATE_EVERY == 0:
+                warnings = _host_state(device, request, wait_cool, notify)
+            path = write(item, i)
+            try:
+                result = runner.measure(path)
+            except LatprofError as exc:
+                raise LookupTableError(f"{exc}; the entries measured so far are stored, run again to resume") from None
+            store_one(item, result, warnings)
+            path.unlink(missing_ok=True)
+            bar.update(1)
+
+
+def _host_state(device: Device, request: BenchmarkRequest, wait_cool: bool, notify: Callable[[str], None]) -> list[str]:
+    from latprof.measure import _wait_until_cool
+
+    state = device.state(request)
+    if wait_cool:
+        state = _wait_until_cool(device, request, state, notify)
+    warnings = [f"host state: {w}" for w in state.throttle_warnings(device.config.thermal)]
+    for w in warnings:
+        notify(w)
+    return warnings

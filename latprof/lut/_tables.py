@@ -1,0 +1,191 @@
+"""Lookup-table rows in the results store: entries, builds and calibration measurements.
+
+Tables (created by the store's migration 2): ``lut_entries`` (one row per
+device, space and layer key), ``lut_builds`` (which space parameters a table
+was built for, and whether the build finished) and ``lut_calibration`` (whole
+architectures measured end to end, used to fit the end-to-end correction).
+Every row carries the JSON ``settings`` it was measured with. Each write is one
+transaction, so a row is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from latprof.benchmarking.record import LatencyStats
+from latprof.errors import LookupTableError
+
+__all__ = [
+    "LutEntry", "CalibrationRow", "now", "stored_keys", "add_entry", "load_entries", "load_table",
+    "add_calibration", "load_calibration", "stored_calibration", "start_build", "finish_build",
+    "finished_builds", "check_settings", "delete_table", "SETTING_KEYS",
+]
+
+# Settings that change a latency: a table (or calibration set) must not mix rows that differ in these.
+SETTING_KEYS = ("method", "runtime", "runtime_version", "threads", "warmup_runs", "num_runs", "core_mask",
+                "delegate", "binary", "scheduling", "probe")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class LutEntry:
+    """One measured layer configuration (latencies in ms)."""
+
+    device: str
+    space: str
+    layer_key: str
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    runs: int
+    settings: dict[str, Any]
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    created_at: str = ""
+
+    @classmethod
+    def from_stats(cls, device: str, space: str, key: str, stats: LatencyStats, settings: dict[str, Any],
+                   fingerprint: dict[str, Any], warnings: list[str]) -> "LutEntry":
+        return cls(device, space, key, stats.headline_ms, _or(stats.mean_ms, stats.headline_ms),
+                   _or(stats.std_ms, 0.0), _or(stats.min_ms, stats.headline_ms), stats.count, settings,
+                   fingerprint, warnings, now())
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One architecture of the calibration set, measured end to end (latencies in ms)."""
+
+    device: str
+    space: str
+    arch: str  # canonical architecture string
+    params: dict[str, Any]  # the space parameters it was sampled from
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    runs: int
+    settings: dict[str, Any]
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    created_at: str = ""
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+_STAT_COLUMNS = "median_ms, mean_ms, std_ms, min_ms, runs, settings, fingerprint, warnings, created_at"
+
+
+def stored_keys(conn: sqlite3.Connection, device: str, space: str) -> set[str]:
+    rows = conn.execute("SELECT layer_key FROM lut_entries WHERE device = ? AND space = ?", (device, space))
+    return {r[0] for r in rows}
+
+
+def add_entry(conn: sqlite3.Connection, e: LutEntry) -> None:
+    with conn:
+        conn.execute(
+            f"INSERT INTO lut_entries (device, space, layer_key, {_STAT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (e.device, e.space, e.layer_key, e.median_ms, e.mean_ms, e.std_ms, e.min_ms, e.runs,
+             json.dumps(e.settings), json.dumps(e.fingerprint), json.dumps(e.warnings), e.created_at or now()),
+        )
+
+
+def load_entries(conn: sqlite3.Connection, device: str, space: str) -> list[LutEntry]:
+    rows = conn.execute(
+        f"SELECT device, space, layer_key, {_STAT_COLUMNS} FROM lut_entries WHERE device = ? AND space = ? "
+        "ORDER BY rowid", (device, space),
+    ).fetchall()
+    return [LutEntry(*r[:8], json.loads(r[8]), json.loads(r[9]), json.loads(r[10]), r[11]) for r in rows]
+
+
+def load_table(conn: sqlite3.Connection, device: str, space: str) -> dict[str, float]:
+    """``{layer_key: median ms}`` of a device's table; raises LookupTableError when it is empty."""
+    table = dict(conn.execute("SELECT layer_key, median_ms FROM lut_entries WHERE device = ? AND space = ?",
+                              (device, space)).fetchall())
+    if not table:
+        raise LookupTableError(f"no lookup table for device {device} (space {space}); "
+                               f"run `latprof build-lut --device {device}`")
+    return table
+
+
+def delete_table(conn: sqlite3.Connection, device: str, space: str) -> None:
+    """Drop a device's table, builds and calibration set for ``space`` (one transaction)."""
+    with conn:
+        for table in ("lut_entries", "lut_builds", "lut_calibration"):
+            conn.execute(f"DELETE FROM {table} WHERE device = ? AND space = ?", (device, space))
+
+
+def add_calibration(conn: sqlite3.Connection, c: CalibrationRow) -> None:
+    with conn:
+        conn.execute(
+            f"INSERT INTO lut_calibration (device, space, arch, params, {_STAT_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (c.device, c.space, c.arch, json.dumps(c.params, sort_keys=True), c.median_ms, c.mean_ms, c.std_ms,
+             c.min_ms, c.runs, json.dumps(c.settings), json.dumps(c.fingerprint), json.dumps(c.warnings),
+             c.created_at or now()),
+        )
+
+
+def stored_calibration(conn: sqlite3.Connection, device: str, space: str) -> set[str]:
+    rows = conn.execute("SELECT arch FROM lut_calibration WHERE device = ? AND space = ?", (device, space))
+    return {r[0] for r in rows}
+
+
+def load_calibration(conn: sqlite3.Connection, device: str, space: str) -> list[CalibrationRow]:
+    rows = conn.execute(
+        f"SELECT device, space, arch, params, {_STAT_COLUMNS} FROM lut_calibration "
+        "WHERE device = ? AND space = ? ORDER BY rowid", (device, space),
+    ).fetchall()
+    return [CalibrationRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:9], json.loads(r[9]), json.loads(r[10]),
+                           json.loads(r[11]), r[12]) for r in rows]
+
+
+def start_build(conn: sqlite3.Connection, device: str, space: str, params: dict[str, Any], entries: int,
+                settings: dict[str, Any]) -> None:
+    """Record that a table for ``params`` is being built (kept as is when it already exists)."""
+    with conn:
+        conn.execute(
+            "INSERT OR IGNORE INTO lut_builds (device, space, params, entries, settings, started_at) "
+            "VALUES (?,?,?,?,?,?)",
+            (device, space, json.dumps(params, sort_keys=True), entries, json.dumps(settings), now()),
+        )
+
+
+def finish_build(conn: sqlite3.Connection, device: str, space: str, params: dict[str, Any]) -> None:
+    with conn:
+        conn.execute("UPDATE lut_builds SET finished_at = ? WHERE device = ? AND space = ? AND params = ?",
+                     (now(), device, space, json.dumps(params, sort_keys=True)))
+
+
+def finished_builds(conn: sqlite3.Connection, device: str, space: str) -> list[dict[str, Any]]:
+    """Space parameters of every finished build of a device's table."""
+    rows = conn.execute("SELECT params FROM lut_builds WHERE device = ? AND space = ? AND finished_at IS NOT NULL "
+                        "ORDER BY started_at", (device, space))
+    return [json.loads(r[0]) for r in rows]
+
+
+def check_settings(conn: sqlite3.Connection, table: str, device: str, space: str, settings: dict[str, Any],
+                   keys: tuple[str, ...] = SETTING_KEYS) -> None:
+    """Raise LookupTableError if stored rows of ``table`` were measured with other latency-changing settings."""
+    row = conn.execute(f"SELECT settings FROM {table} WHERE device = ? AND space = ? LIMIT 1",
+                       (device, space)).fetchone()
+    if row is None:
+        return
+    stored = json.loads(row[0])
+    diff = [f"{k}={stored.get(k)!r} (now {settings.get(k)!r})" for k in keys
+            if k in settings and stored.get(k) != settings.get(k)]
+    if diff:
+        what = "lookup table" if table == "lut_entries" else "calibration set"
+        raise LookupTableError(
+            f"the {what} of device {device} (space {space}) was measured with {', '.join(diff)}; "
+            f"run again with the same settings, or pass --rebuild to measure it anew"
+        )
