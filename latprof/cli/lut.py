@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import sys
 from pathlib import Path
 
@@ -168,10 +169,11 @@ def predict(ctx, models, device_name, space_name, as_json, db):
         click.echo(json.dumps(out if len(out) > 1 else out[0], indent=2))
         return
     for name, p in results:
-        n_reg = sum(r.source == "regression" for r in p.layers)
+        sources = Counter(r.source for r in p.layers)
+        counts = ", ".join(f"{n} layers from the {source}" if source in ("table", "regression") else
+                           f"{n} layers {source}" for source, n in sorted(sources.items()))
         click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); "
-                   f"{len(p.layers) - n_reg} layers from the table, {n_reg} from the regression "
-                   f"({_pct(p.regression_share)} of the latency)")
+                   f"{counts} ({_pct(p.regression_share)} of the latency from the regression)")
         click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
         click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
         for r in p.layers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
@@ -12,6 +13,18 @@ from click.core import ParameterSource
 from latprof.search._controllers import CONTROLLER_NAMES
 from latprof.search._reward import REWARD_MODES
 from latprof.search._runner import LATENCY_SOURCES, SearchConfig
+from latprof.search._trials import value
+
+if TYPE_CHECKING:
+    from latprof.devices import Device
+    from latprof.search import (
+        AccuracyEstimator,
+        LatencyModel,
+        Progress,
+        SearchResult,
+        Trial,
+    )
+    from latprof.store import Store
 
 _DEFAULTS = SearchConfig.defaults()
 
@@ -29,7 +42,7 @@ def _short(arch_string: str) -> str:
     return " ".join(parts)
 
 
-def _table(trials, accuracy_label: str) -> list[str]:
+def _table(trials: list[Trial], accuracy_label: str) -> list[str]:
     from latprof.space import count_params_macs, parse_arch
 
     lines = [(f"  {'#':>3} {'trial':>6} {'reward':>10} {'latency ms':>11} {accuracy_label:>10} {'params':>7} "
@@ -90,6 +103,8 @@ def search(ctx, target_ms, device_name, samples, seed, out_dir, reward, alpha, b
         device = _open(device_name) if (latency == "measure" or verify) else None
         try:
             _header(ctx, config, estimator, predictor, out, workers, store, resume, verify)
+            if predictor is None:
+                assert device is not None  # --latency measure opened it
             latency_model = predictor if predictor is not None else _measured(device, store, out)
             progress = _Progress(config.samples)
             try:
@@ -102,17 +117,17 @@ def search(ctx, target_ms, device_name, samples, seed, out_dir, reward, alpha, b
                            "continue.", err=True)
                 sys.exit(130)
             progress.finish()
-            _report(result, out, top)
+            _report(result, top)
             paths = write_outputs(result, out)
-            if verify and result.best is not None:
-                paths["verify"] = _verify(result, device, store, out, predictor)
+            if verify and result.best is not None and device is not None:
+                paths["verify"] = _verify(result.best, result, device, store, out, predictor)
         finally:
             if device is not None:
                 device.close()
     click.echo("files: " + ", ".join(str(p) for p in paths.values()))
 
 
-def _predictor(config, store):
+def _predictor(config: SearchConfig, store: Store) -> LatencyModel:
     from latprof.devices import list_configs
     from latprof.errors import LatprofError, UnknownDeviceError
     from latprof.predict import load_predictor
@@ -129,20 +144,21 @@ def _predictor(config, store):
         raise
 
 
-def _open(device_name):
+def _open(device_name: str) -> Device:
     from latprof.devices import open_device
 
     return open_device(device_name)
 
 
-def _measured(device, store, out):
+def _measured(device: Device, store: Store, out: Path) -> LatencyModel:
     from latprof.measure import build_request
     from latprof.search import MeasuredLatency
 
     return MeasuredLatency(device, build_request(device), store=store, workdir=out)
 
 
-def _header(ctx, config, estimator, predictor, out, workers, store, resume, verify) -> None:
+def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimator, predictor: LatencyModel | None,
+            out: Path, workers: int, store: Store, resume: bool, verify: bool) -> None:
     from latprof.space import get_space
 
     n = _source_note
@@ -179,7 +195,7 @@ class _Progress:
         self.last = ""
         self.t0 = time.perf_counter()
 
-    def __call__(self, trial, p) -> None:
+    def __call__(self, trial: Trial, p: Progress) -> None:
         best = (f"best reward {p.best.reward:.4f} ({p.best.latency_ms:.2f} ms, accuracy proxy {p.best.accuracy:.4f})"
                 if p.best is not None else "no successful sample yet")
         self.last = (f"{p.done}/{p.total} samples, {p.samples_per_s:.1f}/s, {p.failed} failed, {best}")
@@ -193,7 +209,7 @@ class _Progress:
             click.echo("", err=True)
 
 
-def _report(result, out, top) -> None:
+def _report(result: SearchResult, top: int) -> None:
     label = "accuracy*" if result.estimator_is_proxy else "accuracy"
     t = result.timings
     new = len(result.trials) - result.resumed_trials
@@ -214,7 +230,8 @@ def _report(result, out, top) -> None:
     front = result.pareto()
     lines.append(f"\nPareto front, {label} vs latency ({len(front)} architectures; '<' marks those within the "
                  f"{result.config.target_ms:g} ms target):")
-    lines += [line if i == 0 else ("<" if front[i - 1].latency_ms <= result.config.target_ms else " ") + line[1:]
+    within = [value(t.latency_ms) <= result.config.target_ms for t in front]
+    lines += [line if i == 0 else ("<" if within[i - 1] else " ") + line[1:]
               for i, line in enumerate(_table(front, label))]
     if result.estimator_is_proxy:
         lines.append(f"\n* {label[:-1]} is a proxy estimate ({result.estimator.split(':')[0]}), not ImageNet accuracy")
@@ -223,11 +240,12 @@ def _report(result, out, top) -> None:
     click.echo("\n".join(lines))
 
 
-def _verify(result, device, store, out, predictor) -> Path:
+def _verify(best: Trial, result: SearchResult, device: Device, store: Store, out: Path,
+            predictor: LatencyModel | None) -> Path:
     from latprof.measure import build_request
     from latprof.search import MeasuredLatency, verify, write_verify
 
-    row = verify([result.best], MeasuredLatency(device, build_request(device), store=store, workdir=out),
+    row = verify([best], MeasuredLatency(device, build_request(device), store=store, workdir=out),
                  result.config.target_ms, predictor)[0]
     band = (f" (predicted band {row['band_low_ms']:.2f}-{row['band_high_ms']:.2f} ms)"
             if row["band_low_ms"] is not None else "")

@@ -28,7 +28,6 @@ from latprof.search._data import ImageData, load_image_folder, shapes10
 from latprof.space import Architecture, format_arch
 
 __all__ = [
-    "ESTIMATOR_NAMES",
     "AccuracyEstimator",
     "CallableEstimator",
     "ProxyTrainEstimator",
@@ -37,7 +36,6 @@ __all__ = [
     "scaled_copy",
 ]
 
-ESTIMATOR_NAMES = ("zero-cost", "proxy-train", "python:MODULE:FUNCTION")
 _CALLABLE = re.compile(r"^python:(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
 
 

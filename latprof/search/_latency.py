@@ -6,11 +6,15 @@ import hashlib
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from latprof.space import Architecture, export_tflite, format_arch
+
+if TYPE_CHECKING:
+    from latprof.devices import BenchmarkRequest, Device
+    from latprof.store import Store
 
 __all__ = ["LatencyModel", "MeasuredLatency"]
 
@@ -29,7 +33,8 @@ class MeasuredLatency:
     :func:`latprof.measure.build_request`; each measurement goes to ``store``.
     """
 
-    def __init__(self, device, request, *, store=None, workdir: str | Path | None = None) -> None:
+    def __init__(self, device: Device, request: BenchmarkRequest, *, store: Store | None = None,
+                 workdir: str | Path | None = None) -> None:
         self.device, self.request, self.store = device, request, store
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="latprof-search-"))
 
