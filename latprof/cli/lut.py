@@ -170,10 +170,12 @@ def predict(ctx, models, device_name, space_name, as_json, db):
         return
     for name, p in results:
         sources = Counter(r.source for r in p.layers)
-        counts = ", ".join(f"{n} layers from the {source}" if source in ("table", "regression") else
-                           f"{n} layers {source}" for source, n in sorted(sources.items()))
-        click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); "
-                   f"{counts} ({_pct(p.regression_share)} of the latency from the regression)")
+        if set(sources) <= {"table", "regression"}:
+            counts = (f"{sources['table']} layers from the table, {sources['regression']} from the regression "
+                      f"({_pct(p.regression_share)} of the latency)")
+        else:  # a calibrated device: layers scaled from the reference device
+            counts = ", ".join(f"{n} layers {source}" for source, n in sorted(sources.items()))
+        click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); {counts}")
         click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
         click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
         for r in p.layers:
