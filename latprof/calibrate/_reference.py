@@ -18,10 +18,13 @@ __all__ = ["host_reference", "REFERENCE_RUNS"]
 REFERENCE_RUNS = 30
 
 
+def _is_noisy(m: Measurement) -> bool:
+    return any(w.startswith("noisy runs") for w in m.warnings)
+
+
 def _stored_profile(store: Store, sha256: str, device: str) -> Measurement | None:
     for m in reversed(store.measurements(device=device)):
-        noisy = any(w.startswith("noisy runs") for w in m.warnings)
-        if m.model_sha256 == sha256 and m.op_profile and m.settings.get("threads") == 1 and not noisy:
+        if m.model_sha256 == sha256 and m.op_profile and m.settings.get("threads") == 1 and not _is_noisy(m):
             return m
     return None
 

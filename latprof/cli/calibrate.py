@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from latprof.calibrate import KINDS
-
 
 @click.command()
 @click.option("--device", "device_name", required=True,
@@ -15,7 +13,7 @@ from latprof.calibrate import KINDS
 @click.pass_context
 def calibrate(ctx, device_name, source, reference):
     """Fit DEVICE's predictor from end-to-end measurements on it."""
-    from latprof.calibrate import calibrate as fit, read_rows
+    from latprof.calibrate import KINDS, calibrate as fit, read_rows
     from latprof.store import Store
 
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731

@@ -116,14 +116,13 @@ def _try_connect(candidate: tuple[str, Any], configs: dict[str, DeviceConfig], a
 
 def list_devices(*, auth_timeout_s: float = 5.0) -> list[dict[str, Any]]:
     """What latprof can see: ``local`` and each reachable ADB device, with its identity and config."""
+    from latprof.devices.adb import AdbDevice
     from latprof.devices.local import LocalDevice
 
     configs = list_configs()
     local = LocalDevice(configs.get("local") or DeviceConfig(name="local", kind="host"))
     rows = [{**local.fingerprint(), "serial": "local", "state": "device", "config": "local"}]
     for serial, handle in _candidates():
-        from latprof.devices.adb import AdbDevice
-
         try:
             device = AdbDevice.connect(serial, configs=configs, auth_timeout_s=auth_timeout_s, handle=handle)
         except LatprofError as exc:
