@@ -84,11 +84,11 @@ def layer_vector(ops: list[OpDesc]) -> np.ndarray:
     return row
 
 
-def _conv(kind: str, hw_in: int, hw_out: int, cin: int, cout: int, k: int, s: int) -> OpDesc:
+def _conv(kind: str, hw_in: int, hw_out: int, cin: int, cout: int, k: int, s: int, groups: int = 1) -> OpDesc:
     if kind == "DEPTHWISE_CONV_2D":
         return OpDesc(kind, k, s, hw_in * cin, hw_out * cout, k * k * cout + cout, hw_out * k * k * cout, hw_out)
-    return OpDesc(kind, k, s, hw_in * cin, hw_out * cout, k * k * cin * cout + cout, hw_out * k * k * cin * cout,
-                  hw_out)
+    per_group = k * k * cin // groups * cout  # each output channel sees cin / groups inputs
+    return OpDesc(kind, k, s, hw_in * cin, hw_out * cout, per_group + cout, hw_out * per_group, hw_out)
 
 
 def layer_ops(layer: LayerConfig) -> list[OpDesc]:
@@ -108,7 +108,10 @@ def layer_ops(layer: LayerConfig) -> list[OpDesc]:
         ops.append(_conv("CONV_2D", hw_in, hw_out, cin, cout, k, s))
     else:
         if layer.op == "ir":
-            ops.append(_conv("CONV_2D", hw_in, hw_in, cin, mid, 1, 1))
+            ops.append(_conv("CONV_2D", hw_in, hw_in, cin, mid, 1, 1, layer.groups))
+            if layer.groups > 1:  # channel shuffle: RESHAPE -> TRANSPOSE -> RESHAPE, copies of the expanded map
+                ops += [OpDesc(kind, in_elems=hw_in * mid, out_elems=hw_in * mid, out_spatial=hw_in)
+                        for kind in ("RESHAPE", "TRANSPOSE", "RESHAPE")]
         ops.append(_conv("DEPTHWISE_CONV_2D", hw_in, hw_out, mid, mid, k, s))
     one_by_one = ro == 1  # the converter drops the SE MEAN and reshapes the shortcut on 1x1 maps
     if layer.se_ratio > 0:
@@ -119,7 +122,7 @@ def layer_ops(layer: LayerConfig) -> list[OpDesc]:
                 OpDesc("LOGISTIC", in_elems=mid, out_elems=mid),
                 OpDesc("MUL", in_elems=hw_out * mid + mid, out_elems=hw_out * mid, out_spatial=hw_out)]
     if layer.op in ("ds", "ir"):
-        ops.append(_conv("CONV_2D", hw_out, hw_out, mid, cout, 1, 1))
+        ops.append(_conv("CONV_2D", hw_out, hw_out, mid, cout, 1, 1, layer.groups))
     if layer.skip == "pool":
         ops.append(OpDesc("AVERAGE_POOL_2D", 3, s, hw_in * cin, hw_out * cin, out_spatial=hw_out))
         if layer.has_projection_shortcut:

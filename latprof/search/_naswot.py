@@ -12,8 +12,9 @@ As in the reference implementation, the code is taken from the input of each
 ReLU, weights are freshly initialised (He normal; biases zero) and batch
 normalisation uses the batch's statistics (PyTorch's default train mode). The
 forward pass follows :func:`latprof.space.arch_layers` exactly, so it is the
-same graph the Keras builder makes, just in NumPy: no TensorFlow import, a few
-tens of milliseconds per candidate on a scaled-down copy.
+same graph the Keras builder makes (grouped 1x1 convs and channel shuffles
+included), just in NumPy: no TensorFlow import, a few tens of milliseconds per
+candidate on a scaled-down copy.
 """
 
 from __future__ import annotations
@@ -83,6 +84,19 @@ class _Forward:
         view = sliding_window_view(xp[:, a:, a:], (b - a + 1, b - a + 1), axis=(1, 2))[:, ::s, ::s][:, :out, :out]
         return np.tensordot(view, w, axes=([3, 4, 5], [2, 0, 1]))
 
+    def grouped_pointwise(self, x: np.ndarray, out_channels: int, groups: int) -> np.ndarray:
+        """A 1x1 conv whose ``groups`` slices of channels each map to ``out_channels / groups`` outputs."""
+        if groups == 1:
+            return self.conv(x, out_channels, 1, 1)
+        parts = np.split(x, groups, axis=3)
+        return np.concatenate([self.conv(p, out_channels // groups, 1, 1) for p in parts], axis=3)
+
+    @staticmethod
+    def channel_shuffle(x: np.ndarray, groups: int) -> np.ndarray:
+        """ShuffleNet's shuffle: channel ``g * (c / groups) + i`` moves to ``i * groups + g``."""
+        n, h, w, c = x.shape
+        return x.reshape(n, h, w, groups, c // groups).swapaxes(3, 4).reshape(n, h, w, c)
+
     def depthwise(self, x: np.ndarray, k: int, s: int) -> np.ndarray:
         w = self.weight((k, k, x.shape[3]), k * k)
         return self._taps(x, k, s, w)[0]
@@ -131,12 +145,14 @@ class _Forward:
             x = self.relu(self.batch_norm(self.conv(x, layer.out_channels, layer.kernel, layer.stride)))
         else:
             if layer.op == "ir":
-                x = self.relu(self.batch_norm(self.conv(x, layer.mid_channels, 1, 1)))
+                x = self.relu(self.batch_norm(self.grouped_pointwise(x, layer.mid_channels, layer.groups)))
+                if layer.groups > 1:
+                    x = self.channel_shuffle(x, layer.groups)
             x = self.relu(self.batch_norm(self.depthwise(x, layer.kernel, layer.stride)))
         if layer.se_ratio > 0:
             x = self.squeeze_excite(x, layer.se_channels)
         if layer.op in ("ds", "ir"):
-            x = self.batch_norm(self.conv(x, layer.out_channels, 1, 1))
+            x = self.batch_norm(self.grouped_pointwise(x, layer.out_channels, layer.groups))
         if layer.skip == "id":
             x = x + inp
         elif layer.skip == "pool":

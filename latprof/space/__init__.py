@@ -9,8 +9,9 @@
   (:meth:`LayerConfig.layer_key`) and the TFLite operators it becomes;
   :func:`arch_layers` lists an architecture's layers in run order.
 * :func:`count_params_macs`: parameters and multiply-adds without building.
-* :class:`SearchSpace`, :class:`MnasNetSpace`, :func:`get_space`: spaces,
-  sampling, mutation, token sequences, size and unique layer configurations.
+* :class:`SearchSpace`, :class:`MnasNetSpace`, :class:`FBNetSpace` (architectures
+  :class:`FBNetArch`), :func:`get_space`: spaces, sampling, mutation, token
+  sequences, size and unique layer configurations.
 * :func:`build_keras_model`, :func:`export_tflite`, :func:`export_many`, :func:`keras_to_tflite`
   (import TensorFlow on first use) and :func:`read_tflite_ops` (reads any
   .tflite flatbuffer directly, no TensorFlow).
@@ -19,6 +20,7 @@
 from latprof.space._arch import Architecture, BlockSpec, arch_from_json, arch_to_json, format_arch
 from latprof.space._base import Decision, SearchSpace, get_space, register_space, space_names
 from latprof.space._layers import LayerConfig, arch_layers, count_params_macs
+from latprof.space._fbnet import FBNetArch, FBNetSpace
 from latprof.space._mnasnet import MnasNetSpace
 from latprof.space._references import REFERENCES, parse_arch
 from latprof.space._tflite import TFLiteOp, TFLiteTensor, read_tflite_ops, tflite_params_macs
@@ -31,11 +33,23 @@ def build_keras_model(arch, name=None):
     return _build(arch, name=name)
 
 
-def export_tflite(arch, path):
-    """Build an Architecture (or one LayerConfig), convert it to float32 .tflite at ``path``; return the Path."""
+def export_tflite(arch, path, space=None):
+    """Build an Architecture (or one LayerConfig, or an architecture of ``space``), convert it to float32
+    .tflite at ``path`` with TensorFlow's converter; return the Path."""
     from latprof.space._build import export_tflite as _export
 
-    return _export(arch, path)
+    if space is None or isinstance(arch, (Architecture, LayerConfig)):
+        return _export(arch, path)
+    from pathlib import Path
+
+    from latprof.space._build import keras_to_tflite as _convert
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(_convert(space.keras_model(arch)))
+    tmp.replace(path)
+    return path
 
 
 def export_many(items, out_dir, workers=None, skip_existing=True):
@@ -66,6 +80,8 @@ __all__ = [
     "Decision",
     "SearchSpace",
     "MnasNetSpace",
+    "FBNetSpace",
+    "FBNetArch",
     "get_space",
     "register_space",
     "space_names",

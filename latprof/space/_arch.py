@@ -9,21 +9,26 @@ String grammar (the ``:``-separated, ``_``-separated fields are in the spirit
 of the MnasNet/EfficientNet reference block strings)::
 
     ARCH   := [HEADER ":"] BLOCK (":" BLOCK)*
-    HEADER := "res" INT "_stem" INT "_head" INT "_cls" INT "_" ACT
+    HEADER := "res" INT "_stem" INT ["_ss" INT] "_head" INT "_cls" INT "_" ACT
     ACT    := "relu" | "relu6"
-    BLOCK  := OP "_r" INT "_k" INT "_s" INT ["_e" INT] "_i" INT "_o" INT
+    BLOCK  := OP "_r" INT "_k" INT "_s" INT ["_e" INT] "_i" INT "_o" INT ["_g" INT]
               ["_se" FLOAT] ["_noskip" | "_pool"]
-    OP     := "cn"     regular KxK conv
+    OP     := "cn"     regular KxK conv (K may be 1)
             | "ds"     depthwise separable conv (KxK depthwise, 1x1 projection)
-            | "ir"     mobile inverted bottleneck (MBConv), needs "_e" (expansion >= 2)
+            | "ir"     mobile inverted bottleneck (MBConv), needs "_e"; with e1 the 1x1
+                       expansion conv is kept (FBNet's IRF block; MnasNet's e1 is "ds")
 
 ``r`` repeats (layers), ``k`` kernel, ``s`` stride of the first layer (the
 reference ``s11``/``s22`` spelling is accepted too), ``e`` expansion, ``i``/``o``
-input/output filters, ``se`` squeeze-and-excitation ratio (absent: no SE),
+input/output filters, ``g`` groups of an ``ir`` block's two 1x1 convs (absent: 1;
+with ``g > 1`` a channel shuffle follows the expansion conv, as in FBNet and
+ShuffleNet), ``se`` squeeze-and-excitation ratio (absent: no SE),
 skip: absent = identity residual (applied where stride is 1 and input equals
 output filters), ``noskip`` = none, ``pool`` = a 3x3 average-pooling shortcut
 (with the block's stride, plus a 1x1 projection conv when filters change).
-Header fields may be omitted (defaults ``res224_stem32_head1280_cls1000_relu``);
+``ss`` is the stem conv's stride (absent: 2; ``ss1`` for 32x32 inputs as in
+HW-NAS-Bench's CIFAR setting). Header fields may be omitted (defaults
+``res224_stem32_head1280_cls1000_relu``);
 :func:`format_arch` always writes the full, canonical form, and
 ``format_arch(parse_arch(s)) == s`` for every canonical ``s``.
 """
@@ -42,6 +47,7 @@ OP_NAMES = {"cn": "regular conv", "ds": "depthwise separable conv", "ir": "mobil
 SKIPS = ("id", "pool", "none")
 ACTIVATIONS = ("relu", "relu6")
 KERNELS = (3, 5, 7)
+CONV_KERNELS = (1, 3, 5, 7)  # a 'cn' block may also be a 1x1 conv
 STRIDES = (1, 2)
 MAX_FILTERS = 8192
 MAX_REPEATS = 16
@@ -61,15 +67,18 @@ class BlockSpec:
     stride: int
     in_filters: int
     out_filters: int
-    expansion: int = 1  # >= 2 for "ir", always 1 otherwise
+    expansion: int = 1  # "ir": 1..12 (1 keeps the 1x1 expansion conv); always 1 otherwise
     se_ratio: float = 0.0  # 0 = no squeeze-and-excitation
     skip: str = "id"  # "id" | "pool" | "none"
+    groups: int = 1  # groups of an "ir" block's two 1x1 convs (> 1: channel shuffle after the first)
 
     def to_string(self) -> str:
         parts = [self.op, f"r{self.repeats}", f"k{self.kernel}", f"s{self.stride}"]
         if self.op == "ir":
             parts.append(f"e{self.expansion}")
         parts += [f"i{self.in_filters}", f"o{self.out_filters}"]
+        if self.groups != 1:
+            parts.append(f"g{self.groups}")
         if self.se_ratio:
             parts.append(f"se{_fmt_float(self.se_ratio)}")
         if self.skip == "none":
@@ -79,16 +88,19 @@ class BlockSpec:
         return "_".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "op": self.op, "repeats": self.repeats, "kernel": self.kernel, "stride": self.stride,
             "expansion": self.expansion, "in": self.in_filters, "out": self.out_filters,
             "se": self.se_ratio, "skip": self.skip,
         }
+        if self.groups != 1:
+            d["groups"] = self.groups
+        return d
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A whole network: stem conv (3x3, stride 2), ``blocks``, head 1x1 conv, pooling, classifier."""
+    """A whole network: stem conv (3x3, ``stem_stride``), ``blocks``, head 1x1 conv, pooling, classifier."""
 
     blocks: tuple[BlockSpec, ...]
     resolution: int = 224
@@ -97,6 +109,7 @@ class Architecture:
     num_classes: int = 1000
     activation: str = "relu"
     name: str | None = field(default=None, compare=False, hash=False)  # display only, e.g. "mnasnet-a1"
+    stem_stride: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
@@ -110,12 +123,15 @@ class Architecture:
         return sum(b.repeats for b in self.blocks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "format": "latprof.arch/1",
             "resolution": self.resolution, "stem": self.stem_filters, "head": self.head_filters,
             "classes": self.num_classes, "activation": self.activation,
-            "blocks": [b.to_dict() for b in self.blocks],
         }
+        if self.stem_stride != 2:
+            d["stem_stride"] = self.stem_stride
+        d["blocks"] = [b.to_dict() for b in self.blocks]
+        return d
 
 
 def _fmt_float(x: float) -> str:
@@ -138,17 +154,24 @@ def _check_block(b: BlockSpec, where: str) -> None:
     if b.op not in OPS:
         raise bad("op", f"unknown op {b.op!r}; allowed: {_allowed(OPS)}")
     _int_field(b.repeats, "r", "repeats", 1, MAX_REPEATS, bad)
-    if b.kernel not in KERNELS or isinstance(b.kernel, bool):
-        raise bad("k", f"kernel {b.kernel} is not allowed; allowed: {_allowed(KERNELS)}")
+    kernels = CONV_KERNELS if b.op == "cn" else KERNELS
+    if b.kernel not in kernels or isinstance(b.kernel, bool):
+        raise bad("k", f"kernel {b.kernel} is not allowed; allowed: {_allowed(kernels)}")
     if b.stride not in STRIDES or isinstance(b.stride, bool):
         raise bad("s", f"stride {b.stride} is not allowed; allowed: {_allowed(STRIDES)}")
     _int_field(b.in_filters, "i", "input filters", 1, MAX_FILTERS, bad)
     _int_field(b.out_filters, "o", "output filters", 1, MAX_FILTERS, bad)
     if b.op == "ir":
-        _int_field(b.expansion, "e", "expansion", 2, MAX_EXPANSION, bad,
-                   hint="; for expansion 1 use a 'ds' block")
+        _int_field(b.expansion, "e", "expansion", 1, MAX_EXPANSION, bad)
     elif b.expansion != 1:
         raise bad("e", f"expansion {b.expansion} given for a '{b.op}' block; only 'ir' blocks have an expansion")
+    _int_field(b.groups, "g", "groups", 1, MAX_FILTERS, bad)
+    if b.groups != 1:
+        if b.op != "ir":
+            raise bad("g", f"groups {b.groups} given for a '{b.op}' block; only 'ir' blocks have grouped convs")
+        if (b.in_filters * b.expansion) % b.groups or b.out_filters % b.groups:
+            raise bad("g", f"groups {b.groups} do not divide the expanded filters {b.in_filters * b.expansion} "
+                           f"and output filters {b.out_filters}; choose filters divisible by the groups")
     if not isinstance(b.se_ratio, (int, float)) or isinstance(b.se_ratio, bool) or not 0 <= b.se_ratio <= 1:
         raise bad("se", f"squeeze-and-excitation ratio {b.se_ratio!r} is out of range; allowed: 0 < se <= 1")
     if b.skip not in SKIPS:
@@ -170,6 +193,8 @@ def validate(arch: Architecture) -> None:
 
     _int_field(arch.resolution, "res", "resolution", MIN_RESOLUTION, MAX_RESOLUTION, bad)
     _int_field(arch.stem_filters, "stem", "stem filters", 1, MAX_FILTERS, bad)
+    if arch.stem_stride not in STRIDES or isinstance(arch.stem_stride, bool):
+        raise bad("ss", f"stem stride {arch.stem_stride!r} is not allowed; allowed: {_allowed(STRIDES)}")
     _int_field(arch.head_filters, "head", "head filters", 1, MAX_FILTERS, bad)
     _int_field(arch.num_classes, "cls", "number of classes", 1, 100_000, bad)
     if arch.activation not in ACTIVATIONS:
@@ -201,13 +226,14 @@ def _safe(b: BlockSpec) -> bool:
 # ---------------------------------------------------------------- string form
 
 _FIELD = re.compile(r"^([a-z]+?)(-?\d.*)$")
-_BLOCK_KEYS = ("se", "r", "k", "s", "e", "i", "o")  # "se" before "s" and "e"
+_BLOCK_KEYS = ("se", "r", "k", "s", "e", "i", "o", "g")  # "se" before "s" and "e"
 
 
 def format_arch(arch: Architecture) -> str:
     """The canonical string form of ``arch`` (see the module docstring for the grammar)."""
+    stem_stride = f"_ss{arch.stem_stride}" if arch.stem_stride != 2 else ""
     header = (
-        f"res{arch.resolution}_stem{arch.stem_filters}_head{arch.head_filters}"
+        f"res{arch.resolution}_stem{arch.stem_filters}{stem_stride}_head{arch.head_filters}"
         f"_cls{arch.num_classes}_{arch.activation}"
     )
     return ":".join([header] + [b.to_string() for b in arch.blocks])
@@ -240,6 +266,7 @@ def parse_arch_string(text: str) -> Architecture:
     return Architecture(
         blocks=tuple(blocks), resolution=header["res"], stem_filters=header["stem"],
         head_filters=header["head"], num_classes=header["cls"], activation=header["act"],
+        stem_stride=header.get("ss", 2),
     )
 
 
@@ -258,10 +285,10 @@ def _parse_header(seg: str) -> dict[str, Any]:
             key, val = "act", tok
         else:
             m = _FIELD.match(tok)
-            if not m or m.group(1) not in ("res", "stem", "head", "cls"):
+            if not m or m.group(1) not in ("res", "stem", "ss", "head", "cls"):
                 raise ArchitectureError(
-                    f"{where}: unknown field {tok!r}; header fields: res<INT>, stem<INT>, head<INT>, "
-                    f"cls<INT>, and an activation ({_allowed(ACTIVATIONS)})"
+                    f"{where}: unknown field {tok!r}; header fields: res<INT>, stem<INT>, ss<stem stride>, "
+                    f"head<INT>, cls<INT>, and an activation ({_allowed(ACTIVATIONS)})"
                 )
             key = m.group(1)
             val = _parse_int(m.group(2), where, key)
@@ -289,7 +316,7 @@ def _parse_block(seg: str, n: int) -> BlockSpec:
             if key is None:
                 raise ArchitectureError(
                     f"{where}: unknown field {tok!r}; block fields: r<repeats>, k<kernel>, s<stride>, "
-                    f"e<expansion>, i<in filters>, o<out filters>, se<ratio>, noskip, pool"
+                    f"e<expansion>, i<in filters>, o<out filters>, g<groups>, se<ratio>, noskip, pool"
                 )
             raw = tok[len(key):]
             if key == "se":
@@ -323,7 +350,7 @@ def _parse_block(seg: str, n: int) -> BlockSpec:
     b = BlockSpec(
         op=op, repeats=vals["r"], kernel=vals["k"], stride=vals["s"], in_filters=vals["i"],
         out_filters=vals["o"], expansion=vals.get("e", 1) if op == "ir" else 1,
-        se_ratio=vals.get("se", 0.0), skip=vals.get("skip", "id"),
+        se_ratio=vals.get("se", 0.0), skip=vals.get("skip", "id"), groups=vals.get("g", 1),
     )
     _check_block(b, where)
     return b
@@ -349,14 +376,14 @@ def arch_from_json(data: str | dict) -> Architecture:
     fmt = data.get("format", "latprof.arch/1")
     if fmt != "latprof.arch/1":
         raise ArchitectureError(f"unsupported architecture JSON format {fmt!r}; expected 'latprof.arch/1'")
-    known = {"format", "resolution", "stem", "head", "classes", "activation", "blocks"}
+    known = {"format", "resolution", "stem", "stem_stride", "head", "classes", "activation", "blocks"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ArchitectureError(f"architecture JSON: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if not isinstance(data.get("blocks"), list):
         raise ArchitectureError("architecture JSON needs a 'blocks' list")
     blocks = []
-    bkeys = {"op", "repeats", "kernel", "stride", "expansion", "in", "out", "se", "skip"}
+    bkeys = {"op", "repeats", "kernel", "stride", "expansion", "in", "out", "se", "skip", "groups"}
     for n, d in enumerate(data["blocks"], 1):
         if not isinstance(d, dict):
             raise ArchitectureError(f"block {n}: expected a JSON object")
@@ -370,12 +397,12 @@ def arch_from_json(data: str | dict) -> Architecture:
             op=d["op"], repeats=d["repeats"], kernel=d["kernel"], stride=d["stride"],
             in_filters=d["in"], out_filters=d["out"], expansion=d.get("expansion", 1),
             se_ratio=d.get("se", 0.0),
-            skip=d.get("skip", "id"),
+            skip=d.get("skip", "id"), groups=d.get("groups", 1),
         ))
     return Architecture(
         blocks=tuple(blocks), resolution=data.get("resolution", 224), stem_filters=data.get("stem", 32),
         head_filters=data.get("head", 1280), num_classes=data.get("classes", 1000),
-        activation=data.get("activation", "relu"),
+        activation=data.get("activation", "relu"), stem_stride=data.get("stem_stride", 2),
     )
 
 

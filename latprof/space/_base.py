@@ -73,6 +73,23 @@ class SearchSpace(ABC, Generic[A]):
 
     # ------------------------------------------------------------ provided
 
+    def named_layers(self, arch: A) -> list[tuple[str, LayerConfig]]:
+        """:meth:`layers`, each with a position name (``stem``, ``b3.2``, ``c2.e1-3`` ...). Default: ``l0, l1, ...``."""
+        return [(f"l{i}", layer) for i, layer in enumerate(self.layers(arch))]
+
+    def count_params_macs(self, arch: A) -> tuple[int, int]:
+        """(parameters, multiply-adds) of ``arch``: the sums over its layers."""
+        layers = self.layers(arch)
+        return sum(layer.params() for layer in layers), sum(layer.macs() for layer in layers)
+
+    def tflite_bytes(self, arch: A, seed: int = 0) -> bytes:
+        """A float32 .tflite of the whole of ``arch`` (random weights), written without TensorFlow."""
+        raise ArchitectureError(f"space {self.name!r} cannot write .tflite models of its architectures")
+
+    def keras_model(self, arch: A):
+        """A float32 Keras model of ``arch`` (random weights). Imports TensorFlow."""
+        raise ArchitectureError(f"space {self.name!r} has no Keras builder")
+
     def params(self) -> dict[str, Any]:
         """The space's own parameters (e.g. depth multiplier, resolution), for display and JSON."""
         return {}

@@ -64,15 +64,23 @@ def _act(L, activation: str, name: str):
     raise ArchitectureError(f"unknown activation {activation!r}; allowed: relu, relu6")
 
 
-def _conv_bn(L, x, filters, kernel, stride, name, activation=None, depthwise=False):
+def _conv_bn(L, x, filters, kernel, stride, name, activation=None, depthwise=False, groups=1):
     if depthwise:
         x = L.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
     else:
-        x = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+        x = L.Conv2D(filters, kernel, strides=stride, padding="same", groups=groups, use_bias=False, name=name)(x)
     x = L.BatchNormalization(epsilon=_BN_EPS, momentum=_BN_MOMENTUM, name=name + "_bn")(x)
     if activation is not None:
         x = _act(L, activation, name + "_act")(x)
     return x
+
+
+def _channel_shuffle(L, x, groups: int, name: str):
+    """ShuffleNet's channel shuffle in 4-D (the converter makes it RESHAPE -> TRANSPOSE -> RESHAPE)."""
+    _, h, w, c = x.shape
+    x = L.Reshape((h * w, groups, c // groups), name=name + "_split")(x)
+    x = L.Permute((1, 3, 2), name=name + "_swap")(x)
+    return L.Reshape((h, w, c), name=name + "_merge")(x)
 
 
 def apply_layer(x, layer: LayerConfig, name: str):
@@ -89,7 +97,9 @@ def apply_layer(x, layer: LayerConfig, name: str):
         x = _conv_bn(L, x, layer.out_channels, layer.kernel, layer.stride, name + "_conv", act)
     else:
         if layer.op == "ir":
-            x = _conv_bn(L, x, layer.mid_channels, 1, 1, name + "_expand", act)
+            x = _conv_bn(L, x, layer.mid_channels, 1, 1, name + "_expand", act, groups=layer.groups)
+            if layer.groups > 1:
+                x = _channel_shuffle(L, x, layer.groups, name + "_shuffle")
         x = _conv_bn(L, x, None, layer.kernel, layer.stride, name + "_dw", act, depthwise=True)
     if layer.se_ratio > 0:
         s = L.GlobalAveragePooling2D(keepdims=True, name=name + "_se_pool")(x)
@@ -97,7 +107,7 @@ def apply_layer(x, layer: LayerConfig, name: str):
         s = L.Conv2D(layer.mid_channels, 1, activation="sigmoid", name=name + "_se_expand")(s)
         x = L.Multiply(name=name + "_se_scale")([x, s])
     if layer.op in ("ds", "ir"):
-        x = _conv_bn(L, x, layer.out_channels, 1, 1, name + "_project")
+        x = _conv_bn(L, x, layer.out_channels, 1, 1, name + "_project", groups=layer.groups)
     if layer.skip == "id":
         x = L.Add(name=name + "_add")([x, inp])
     elif layer.skip == "pool":

@@ -11,8 +11,11 @@ folded into the convolution bias, ReLU/ReLU6 fused into the convolutions,
 shortcut-projection 1x1 convolutions (Keras' defaults), SE as
 ``MEAN(keep_dims=True) -> CONV_2D(RELU) -> CONV_2D -> LOGISTIC -> MUL``, the
 pooling shortcut as ``AVERAGE_POOL_2D`` 3x3 ``SAME`` (+ a 1x1 projection) and
-``ADD``, the classifier as ``MEAN(keep_dims=False) -> FULLY_CONNECTED ->
-SOFTMAX``; every operator at version 1. Weights are random (He-scaled
+``ADD``, a grouped 1x1 conv as ``CONV_2D`` with a ``(out, 1, 1, in / groups)``
+filter and the channel shuffle as ``RESHAPE -> TRANSPOSE -> RESHAPE``, the
+classifier as ``MEAN(keep_dims=False) -> FULLY_CONNECTED -> SOFTMAX``; every
+operator at version 1, except ``CONV_2D`` at version 6 (grouped convolution)
+in a model with a grouped conv, as the converter marks it. Weights are random (He-scaled
 normals) float32 constants, so inference runs at the speed of a trained model.
 
 On 1x1 feature maps it does what the converter does there: the SE's ``MEAN``
@@ -56,6 +59,7 @@ class _Graph:
         self.buffers: list = [self.s.BufferT()]  # buffer 0: the empty sentinel
         self.operators: list = []
         self.opcodes: dict[int, int] = {}  # builtin code -> index in operatorCodes
+        self.versions: dict[int, int] = {}  # builtin code -> operator version, where above 1
 
     # ------------------------------------------------------------ tensors
 
@@ -109,11 +113,15 @@ class _Graph:
         self.operators.append(op)
         return out
 
-    def conv(self, x: int, cout: int, kernel: int, stride: int, act: str, name: str, padding: str = "SAME") -> int:
+    def conv(self, x: int, cout: int, kernel: int, stride: int, act: str, name: str, padding: str = "SAME",
+             groups: int = 1) -> int:
         n, h, w, cin = self.shapes[x]
         oh, ow = _out(h, stride, padding, kernel), _out(w, stride, padding, kernel)
-        wt = self.weights((cout, kernel, kernel, cin), kernel * kernel * cin, name + "/weights")
+        # A grouped conv's filter holds cin / groups input channels; TFLite infers the groups from that.
+        wt = self.weights((cout, kernel, kernel, cin // groups), kernel * kernel * cin // groups, name + "/weights")
         b = self.bias(cout, name + "/bias")
+        if groups > 1:
+            self.versions[self.s.BuiltinOperator.CONV_2D] = 6
         return self._op("CONV_2D", [x, wt, b], (n, oh, ow, cout), name, "Conv2DOptions",
                         padding=_padding(self.s, padding), strideW=stride, strideH=stride,
                         fusedActivationFunction=_act(self.s, act))
@@ -152,6 +160,20 @@ class _Graph:
         return self._op("FULLY_CONNECTED", [x, wt, b], (n, cout), name, "FullyConnectedOptions",
                         fusedActivationFunction=_act(self.s, "none"))
 
+    def reshape(self, x: int, shape: tuple[int, ...], name: str) -> int:
+        return self._op("RESHAPE", [x, self.int_const(list(shape), name + "/shape")], shape, name)
+
+    def transpose(self, x: int, perm: tuple[int, ...], name: str) -> int:
+        shape = tuple(self.shapes[x][p] for p in perm)
+        return self._op("TRANSPOSE", [x, self.int_const(list(perm), name + "/perm")], shape, name)
+
+    def channel_shuffle(self, x: int, groups: int, name: str) -> int:
+        """ShuffleNet's shuffle as the converter emits Keras ``Reshape -> Permute -> Reshape``: 4-D throughout."""
+        n, h, w, c = self.shapes[x]
+        x = self.reshape(x, (n, h * w, groups, c // groups), name + "/split")
+        x = self.transpose(x, (0, 1, 3, 2), name + "/swap")
+        return self.reshape(x, (n, h, w, c), name + "/merge")
+
     def reshape_to_vector(self, x: int, name: str) -> int:
         n = self.shapes[x][-1]
         shape = self.int_const([n], name + "/shape")
@@ -175,7 +197,9 @@ class _Graph:
             x = self.conv(x, layer.out_channels, layer.kernel, layer.stride, act, name + "/conv")
         else:
             if layer.op == "ir":
-                x = self.conv(x, layer.mid_channels, 1, 1, act, name + "/expand")
+                x = self.conv(x, layer.mid_channels, 1, 1, act, name + "/expand", groups=layer.groups)
+                if layer.groups > 1:
+                    x = self.channel_shuffle(x, layer.groups, name + "/shuffle")
             x = self.depthwise(x, layer.kernel, layer.stride, act, name + "/dw")
         one_by_one = layer.out_resolution == 1
         if layer.se_ratio > 0:
@@ -185,7 +209,7 @@ class _Graph:
             s = self.logistic(s, name + "/se_sigmoid")
             x = self.elementwise("MUL", x, s, name + "/se_scale")
         if layer.op in ("ds", "ir"):
-            x = self.conv(x, layer.out_channels, 1, 1, "none", name + "/project")
+            x = self.conv(x, layer.out_channels, 1, 1, "none", name + "/project", groups=layer.groups)
         if layer.skip == "none":
             return x
         sc = inp
@@ -216,7 +240,7 @@ class _Graph:
             oc = s.OperatorCodeT()
             oc.builtinCode = code
             oc.deprecatedBuiltinCode = min(code, 127)
-            oc.version = 1
+            oc.version = self.versions.get(code, 1)
             codes.append(oc)
         model.operatorCodes = codes
         builder = flatbuffers.Builder(1024)
@@ -253,12 +277,15 @@ def arch_tflite_bytes(arch: Architecture, seed: int = 0) -> bytes:
     return g.finish([inp], [x], f"latprof arch {arch.name or 'arch'}")
 
 
-def write_tflite(model: Architecture | LayerConfig, path: str | os.PathLike, seed: int = 0) -> Path:
-    """Write ``model`` (an Architecture or one LayerConfig) as .tflite to ``path`` atomically; return the Path."""
+def write_tflite(model, path: str | os.PathLike, seed: int = 0, space=None) -> Path:
+    """Write ``model`` (an Architecture, one LayerConfig, or an architecture of ``space``) as .tflite to
+    ``path`` atomically; return the Path."""
     if isinstance(model, LayerConfig):
         data = layer_tflite_bytes(model, seed)
     elif isinstance(model, Architecture):
         data = arch_tflite_bytes(model, seed)
+    elif space is not None:
+        data = space.tflite_bytes(model, seed)
     else:
         raise ArchitectureError(f"expected an Architecture or LayerConfig, got {type(model).__name__}")
     path = Path(path)

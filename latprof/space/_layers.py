@@ -9,11 +9,12 @@ field is always written, in a fixed order, and fields that cannot change the
 computed graph are normalised before the key is made (an identity skip that
 cannot apply becomes ``none``; ``cn``/``ds``/``fc`` layers have expansion 1)::
 
-    {op}_k{kernel}_s{stride}_e{expansion}_i{in}_o{out}_se{se_ratio:g}_{skip}_{act}_r{resolution}
+    {op}_k{kernel}_s{stride}_e{expansion}_i{in}_o{out}_se{se_ratio:g}_{skip}_{act}_r{resolution}[_g{groups}]
 
 e.g. ``ir_k3_s2_e6_i16_o24_se0_none_relu_r112`` (``resolution`` is the input
-height = width of the layer). Two layers with equal keys compile to the same
-TFLite operators with the same shapes.
+height = width of the layer; ``_g{groups}`` only for an ``ir`` layer whose 1x1
+convs are grouped, with a channel shuffle after the first, as in FBNet). Two
+layers with equal keys compile to the same TFLite operators with the same shapes.
 
 Counting convention (:meth:`LayerConfig.params`, :meth:`LayerConfig.macs`):
 parameters after BatchNorm folding, i.e. conv/FC weights plus one bias per
@@ -33,7 +34,7 @@ from latprof.space._arch import Architecture
 LAYER_OPS = ("cn", "ds", "ir", "fc")
 _KEY = re.compile(
     r"^(?P<op>[a-z]+)_k(?P<k>\d+)_s(?P<s>\d+)_e(?P<e>\d+)_i(?P<i>\d+)_o(?P<o>\d+)_se(?P<se>[0-9.e+-]+)"
-    r"_(?P<skip>id|pool|none)_(?P<act>relu|relu6|none)_r(?P<r>\d+)$"
+    r"_(?P<skip>id|pool|none)_(?P<act>relu|relu6|none)_r(?P<r>\d+)(?:_g(?P<g>\d+))?$"
 )
 
 
@@ -55,6 +56,7 @@ class LayerConfig:
     out_channels: int
     resolution: int  # input height = width
     activation: str  # "relu" | "relu6" | "none"
+    groups: int = 1  # "ir" only: groups of both 1x1 convs; > 1 adds a channel shuffle after the first
 
     def __post_init__(self) -> None:
         if self.op not in LAYER_OPS:
@@ -62,6 +64,10 @@ class LayerConfig:
         # Canonical form: drop what cannot change the graph.
         if self.op != "ir":
             object.__setattr__(self, "expansion", 1)
+            object.__setattr__(self, "groups", 1)
+        if self.groups != 1 and (self.mid_channels % self.groups or self.out_channels % self.groups):
+            raise ArchitectureError(f"groups {self.groups} do not divide the layer's channels "
+                                    f"{self.mid_channels} and {self.out_channels}; choose divisible channels")
         if self.op == "fc":
             for name, value in (("kernel", 1), ("stride", 1), ("se_ratio", 0.0), ("skip", "none"),
                                 ("activation", "none")):
@@ -77,7 +83,7 @@ class LayerConfig:
         return (
             f"{self.op}_k{self.kernel}_s{self.stride}_e{self.expansion}_i{self.in_channels}"
             f"_o{self.out_channels}_se{format(self.se_ratio, 'g')}_{self.skip}_{self.activation}"
-            f"_r{self.resolution}"
+            f"_r{self.resolution}" + (f"_g{self.groups}" if self.groups != 1 else "")
         )
 
     @classmethod
@@ -87,11 +93,12 @@ class LayerConfig:
         if not m:
             raise ArchitectureError(
                 f"{key!r} is not a layer key; expected "
-                f"'{{op}}_k{{kernel}}_s{{stride}}_e{{expansion}}_i{{in}}_o{{out}}_se{{ratio}}_{{skip}}_{{act}}_r{{res}}'"
+                f"'{{op}}_k{{kernel}}_s{{stride}}_e{{expansion}}_i{{in}}_o{{out}}_se{{ratio}}_{{skip}}_{{act}}_r{{res}}"
+                f"[_g{{groups}}]'"
             )
         g = m.groupdict()
         layer = cls(g["op"], int(g["k"]), int(g["s"]), int(g["e"]), float(g["se"]), g["skip"], int(g["i"]),
-                    int(g["o"]), int(g["r"]), g["act"])
+                    int(g["o"]), int(g["r"]), g["act"], int(g["g"] or 1))
         if layer.layer_key() != key:
             raise ArchitectureError(f"{key!r} is not canonical; the canonical key is {layer.layer_key()!r}")
         return layer
@@ -118,9 +125,11 @@ class LayerConfig:
         """The TFLite builtin operators this layer becomes after conversion, in run order.
 
         BatchNorm and ReLU/ReLU6 are folded into the convolutions (bias and
-        fused activation), so they do not appear. With a pooling shortcut the
-        converter may schedule the shortcut's ops (AVERAGE_POOL_2D, CONV_2D)
-        before or between the main path's; the ADD is always last. Checked
+        fused activation), so they do not appear. A grouped ``ir`` layer's
+        channel shuffle is ``RESHAPE -> TRANSPOSE -> RESHAPE`` after the first
+        1x1 conv. With a pooling shortcut the converter may schedule the
+        shortcut's ops (AVERAGE_POOL_2D, CONV_2D) before or between the main
+        path's; the ADD is always last. Checked
         against converted models in tests/test_space_build.py.
         """
         if self.op == "fc":
@@ -134,7 +143,8 @@ class LayerConfig:
         elif self.op == "ds":
             ops.append("DEPTHWISE_CONV_2D")
         else:
-            ops += ["CONV_2D", "DEPTHWISE_CONV_2D"]
+            ops += ["CONV_2D"] + (["RESHAPE", "TRANSPOSE", "RESHAPE"] if self.groups > 1 else [])
+            ops.append("DEPTHWISE_CONV_2D")
         if self.se_ratio > 0:
             ops += ([] if one_by_one else ["MEAN"]) + ["CONV_2D", "CONV_2D", "LOGISTIC", "MUL"]
         if self.op in ("ds", "ir"):
@@ -170,13 +180,13 @@ class LayerConfig:
             parts.append((k * k * cin * cout + cout, hw_out * k * k * cin * cout))
         else:
             if self.op == "ir":
-                parts.append((cin * mid + mid, hw_in * cin * mid))
+                parts.append((cin * mid // self.groups + mid, hw_in * cin * mid // self.groups))
             parts.append((k * k * mid + mid, hw_out * k * k * mid))
         if self.se_ratio > 0:
             r = self.se_channels
             parts += [(mid * r + r, mid * r), (r * mid + mid, r * mid)]
         if self.op in ("ds", "ir"):
-            parts.append((mid * cout + cout, hw_out * mid * cout))
+            parts.append((mid * cout // self.groups + cout, hw_out * mid * cout // self.groups))
         if self.has_projection_shortcut:
             parts.append((cin * cout + cout, hw_out * cin * cout))
         return parts
@@ -186,6 +196,8 @@ class LayerConfig:
         if self.op == "fc":
             return f"pool+fc {self.in_channels}->{self.out_channels} @{self.resolution}"
         bits = [self.op + (f" e{self.expansion}" if self.op == "ir" else ""), f"k{self.kernel}", f"s{self.stride}"]
+        if self.groups > 1:
+            bits.append(f"g{self.groups}+shuffle")
         if self.se_ratio:
             bits.append(f"se{format(self.se_ratio, 'g')}")
         if self.skip != "none":
@@ -202,15 +214,15 @@ def named_layers(arch: Architecture) -> list[tuple[str, LayerConfig]]:
     """Like :func:`arch_layers`, each with a position name: ``stem``, ``b3.2``, ``head``, ``classifier``."""
     act = arch.activation
     res = arch.resolution
-    out = [("stem", LayerConfig("cn", 3, 2, 1, 0.0, "none", 3, arch.stem_filters, res, act))]
-    res = _out_size(res, 2)
+    out = [("stem", LayerConfig("cn", 3, arch.stem_stride, 1, 0.0, "none", 3, arch.stem_filters, res, act))]
+    res = _out_size(res, arch.stem_stride)
     for n, b in enumerate(arch.blocks, 1):
         for j in range(b.repeats):
             first = j == 0
             layer = LayerConfig(
                 op=b.op, kernel=b.kernel, stride=b.stride if first else 1, expansion=b.expansion,
                 se_ratio=b.se_ratio, skip=b.skip, in_channels=b.in_filters if first else b.out_filters,
-                out_channels=b.out_filters, resolution=res, activation=act,
+                out_channels=b.out_filters, resolution=res, activation=act, groups=b.groups,
             )
             out.append((f"b{n}.{j + 1}", layer))
             res = layer.out_resolution

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from latprof.errors import ArchitectureError
 from latprof.space._arch import Architecture, BlockSpec, format_arch, round_filters
 from latprof.space._base import Decision, SearchSpace, register_space
-from latprof.space._layers import LayerConfig, arch_layers, _out_size
+from latprof.space._layers import LayerConfig, arch_layers, named_layers, _out_size
 from latprof.space._references import parse_arch
 
 # MobileNetV2's seven bottleneck stages: (reference output filters, reference layers, stride).
@@ -127,7 +127,8 @@ class MnasNetSpace(SearchSpace[Architecture]):
                   ("stem filters", arch.stem_filters, self.stem_filters, "stem"),
                   ("head filters", arch.head_filters, self.head_filters, "head"),
                   ("number of classes", arch.num_classes, self.num_classes, "cls"),
-                  ("activation", arch.activation, self.activation, "act"))
+                  ("activation", arch.activation, self.activation, "act"),
+                  ("stem stride", arch.stem_stride, 2, "ss"))
         for what, got, want, fld in checks:
             if got != want:
                 raise ArchitectureError(f"{where}: header {what} is {got}, the space has {want} (field '{fld}')")
@@ -169,6 +170,19 @@ class MnasNetSpace(SearchSpace[Architecture]):
 
     def layers(self, arch: Architecture) -> list[LayerConfig]:
         return arch_layers(arch)
+
+    def named_layers(self, arch: Architecture) -> list[tuple[str, LayerConfig]]:
+        return named_layers(arch)
+
+    def tflite_bytes(self, arch: Architecture, seed: int = 0) -> bytes:
+        from latprof.space._flatbuffer import arch_tflite_bytes
+
+        return arch_tflite_bytes(arch, seed)
+
+    def keras_model(self, arch: Architecture):
+        from latprof.space._build import build_keras_model
+
+        return build_keras_model(arch)
 
     # ------------------------------------------------------------ counting
 
