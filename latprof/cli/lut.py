@@ -92,6 +92,13 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
     click.echo(f"next: latprof fit --device {device_name}")
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. an architecture string longer than a file name may be
+        return False
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -140,30 +147,42 @@ def fit(ctx, device_name, space_name, folds, as_json, db):
 
 
 @click.command()
-@click.argument("models", nargs=-1, required=True)
+@click.argument("models", nargs=-1)
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file of architectures (or .tflite paths), one a line; predicted together with MODELS.")
 @click.option("--device", "device_name", default="local", show_default=True)
 @click.option("--space", "space_name", default="mnasnet", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
 @_db_option
 @click.pass_context
-def predict(ctx, models, device_name, space_name, as_json, db):
+def predict(ctx, models, from_file, device_name, space_name, as_json, db):
     """Predict the latency of architectures (names, strings, JSON) or .tflite files on a device."""
     from latprof.errors import ArchitectureError
     from latprof.predict import load_predictor
-    from latprof.space import format_arch, parse_arch
+    from latprof.space import get_space
 
+    texts = list(models)
+    if from_file is not None:
+        texts += [line.strip() for line in from_file.read_text().splitlines()
+                  if line.strip() and not line.lstrip().startswith("#")]
+    if not texts:
+        raise click.UsageError("name at least one architecture or .tflite file, or pass --from FILE")
     with _store(ctx, db) as store:
         predictor = load_predictor(device_name, space_name, store=store)
+    space = get_space(space_name, **getattr(predictor, "space_params", {}))
     results = []
-    for text in models:
-        if text.endswith(".tflite") or Path(text).is_file():
+    for text in texts:
+        if text.endswith(".tflite") or _is_file(text):
+            if not hasattr(predictor, "predict_tflite"):
+                raise ArchitectureError(f"the {space_name} predictor of {device_name} predicts architectures of the "
+                                        f"space, not .tflite files; pass an architecture string")
             results.append((text, predictor.predict_tflite(text)))
             continue
         try:
-            arch = parse_arch(text)
+            arch = space.parse(text)
         except ArchitectureError as exc:
             raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
-        results.append((arch.name or format_arch(arch), predictor.predict(arch)))
+        results.append((getattr(arch, "name", None) or space.format(arch), predictor.predict(arch)))
     if as_json:
         out = [{"model": name, **p.to_dict()} for name, p in results]
         click.echo(json.dumps(out if len(out) > 1 else out[0], indent=2))

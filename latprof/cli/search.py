@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,17 +25,18 @@ if TYPE_CHECKING:
         SearchResult,
         Trial,
     )
+    from latprof.space import SearchSpace
     from latprof.store import Store
 
 _DEFAULTS = SearchConfig.defaults()
 
 
-def _short(arch_string: str) -> str:
-    """A compact block-by-block form, e.g. ``ds3x1 ir6k3x2 ir3k5se x3 ...``."""
-    from latprof.space import parse_arch
-
+def _short(arch_string: str, space: SearchSpace) -> str:
+    """A compact block-by-block form, e.g. ``ds3x1 ir6k3x2 ir3k5se x3 ...``, for the MnasNet space; else the string."""
+    if space.name != "mnasnet":
+        return arch_string
     parts = []
-    for b in parse_arch(arch_string).blocks:
+    for b in space.parse(arch_string).blocks:
         op = f"ir{b.expansion}" if b.op == "ir" else b.op
         se = "se" if b.se_ratio else ""
         skip = {"pool": "P", "none": "-", "id": ""}[b.skip]
@@ -42,15 +44,15 @@ def _short(arch_string: str) -> str:
     return " ".join(parts)
 
 
-def _table(trials: list[Trial], accuracy_label: str) -> list[str]:
-    from latprof.space import count_params_macs, parse_arch
-
+def _table(trials: list[Trial], accuracy_label: str, space: SearchSpace) -> list[str]:
+    legend = ("blocks (op kernel [se] [P=pool skip, -=no skip] / filters x layers)" if space.name == "mnasnet"
+              else "architecture")
     lines = [(f"  {'#':>3} {'trial':>6} {'reward':>10} {'latency ms':>11} {accuracy_label:>10} {'params':>7} "
-              f"{'MACs':>8}  blocks (op kernel [se] [P=pool skip, -=no skip] / filters x layers)")]
+              f"{'MACs':>8}  {legend}")]
     for rank, t in enumerate(trials, 1):
-        params, macs = count_params_macs(parse_arch(t.arch))
+        params, macs = space.count_params_macs(space.parse(t.arch))
         lines.append(f"  {rank:>3} {t.idx:>6} {t.reward:>10.4f} {t.latency_ms:>11.2f} {t.accuracy:>10.4f} "
-                     f"{params / 1e6:>6.2f}M {macs / 1e6:>7.1f}M  {_short(t.arch)}")
+                     f"{params / 1e6:>6.2f}M {macs / 1e6:>7.1f}M  {_short(t.arch, space)}")
     return lines
 
 
@@ -62,6 +64,10 @@ def _source_note(ctx: click.Context, name: str) -> str:
 @click.option("--target-ms", type=float, required=True, help="Target latency T in milliseconds.")
 @click.option("--device", "device_name", default=_DEFAULTS["device"], show_default=True,
               help="Device whose predictor (or, with --latency measure, which device) gives latencies.")
+@click.option("--space", "space_name", default=_DEFAULTS["space"], show_default=True,
+              help="Search space (`latprof space list`).")
+@click.option("--resolution", type=int, help="Input resolution of the space (default: the predictor's, else the "
+              "space's).")
 @click.option("--samples", type=int, default=_DEFAULTS["samples"], show_default=True,
               help="Architectures to sample in total (with --resume, including those already stored).")
 @click.option("--seed", type=int, default=_DEFAULTS["seed"], show_default=True)
@@ -87,25 +93,28 @@ def _source_note(ctx: click.Context, name: str) -> str:
 @click.option("--verify", is_flag=True, help="Measure the best architecture on the device next to its prediction.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows of the top table.")
 @click.pass_context
-def search(ctx, target_ms, device_name, samples, seed, out_dir, reward, alpha, beta, controller, accuracy, data,
-           latency, workers, batch_size, resume, verify, top):
-    """Search the MnasNet space for the best reward ACC x (LAT/T)^w on a device (Tan et al., CVPR 2019)."""
+def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, out_dir, reward, alpha, beta, controller,
+           accuracy, data, latency, workers, batch_size, resume, verify, top):
+    """Search a space (default MnasNet) for the best reward ACC x (LAT/T)^w on a device (Tan et al., CVPR 2019)."""
     from latprof.search import SearchConfig, make_estimator, run_search, write_outputs
     from latprof.store import Store
 
     config = SearchConfig(target_ms=target_ms, reward=reward, alpha=alpha, beta=beta, controller=controller,
                           accuracy=accuracy, latency=latency, device=device_name, samples=samples, seed=seed,
-                          batch_size=batch_size, data=str(data) if data is not None else None)
+                          batch_size=batch_size, data=str(data) if data is not None else None, space=space_name,
+                          space_params={"resolution": resolution} if resolution else {})
     out = out_dir or Path(f"latprof-search-{device_name}-{target_ms:g}ms")
     estimator = make_estimator(config.accuracy, data=config.data, seed=config.seed)
     with Store((ctx.obj or {}).get("db")) as store:
         predictor = _predictor(config, store) if latency == "predictor" else None
+        if predictor is not None and not config.space_params and getattr(predictor, "space_params", None):
+            config = replace(config, space_params=dict(predictor.space_params))
         device = _open(device_name) if (latency == "measure" or verify) else None
         try:
             _header(ctx, config, estimator, predictor, out, workers, store, resume, verify)
             if predictor is None:
                 assert device is not None  # --latency measure opened it
-            latency_model = predictor if predictor is not None else _measured(device, store, out)
+            latency_model = predictor if predictor is not None else _measured(device, store, out, config)
             progress = _Progress(config.samples)
             try:
                 result = run_search(config, latency_model, store=store, out_dir=out, resume=resume, workers=workers,
@@ -150,24 +159,25 @@ def _open(device_name: str) -> Device:
     return open_device(device_name)
 
 
-def _measured(device: Device, store: Store, out: Path) -> LatencyModel:
+def _measured(device: Device, store: Store, out: Path, config: SearchConfig) -> LatencyModel:
     from latprof.measure import build_request
     from latprof.search import MeasuredLatency
 
-    return MeasuredLatency(device, build_request(device), store=store, workdir=out)
+    return MeasuredLatency(device, build_request(device), store=store, workdir=out, space=config.make_space())
 
 
 def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimator, predictor: LatencyModel | None,
             out: Path, workers: int, store: Store, resume: bool, verify: bool) -> None:
-    from latprof.space import get_space
-
     n = _source_note
     reward = config.make_reward()
-    latency = (f"predictor: {config.device}'s lookup-table predictor (latprof.predict)" if predictor is not None
+    kind = "calibrated" if hasattr(predictor, "calibration") else "lookup-table"
+    latency = (f"predictor: {config.device}'s {kind} predictor (latprof.predict)" if predictor is not None
                else f"measure: every sample exported to .tflite and benchmarked on {config.device}")
-    controller = config.make_controller(get_space(config.space))
+    space = config.make_space()
+    controller = config.make_controller(space)
+    params = ", ".join(f"{k} {v}" for k, v in space.params().items())
     lines = [
-        "latprof search: MnasNet reward search (Tan et al., CVPR 2019) in the mnasnet space",
+        f"latprof search: MnasNet reward search (Tan et al., CVPR 2019) in the {space.name} space ({params})",
         f"  --target-ms   {config.target_ms:g} ms",
         f"  --device      {config.device}{n(ctx, 'device_name')}",
         f"  --reward      {reward.describe()}{n(ctx, 'reward') if reward.mode != 'custom' else ''}",
@@ -226,13 +236,14 @@ def _report(result: SearchResult, top: int) -> None:
     if failed:
         lines.append(f"  first failure: trial {failed[0].idx}: {failed[0].error}")
     lines.append(f"\nTop {top} architectures by reward (target {result.config.target_ms:g} ms):")
-    lines += _table(result.top(top), label)
+    space = result.config.make_space()
+    lines += _table(result.top(top), label, space)
     front = result.pareto()
     lines.append(f"\nPareto front, {label} vs latency ({len(front)} architectures; '<' marks those within the "
                  f"{result.config.target_ms:g} ms target):")
     within = [value(t.latency_ms) <= result.config.target_ms for t in front]
     lines += [line if i == 0 else ("<" if within[i - 1] else " ") + line[1:]
-              for i, line in enumerate(_table(front, label))]
+              for i, line in enumerate(_table(front, label, space))]
     if result.estimator_is_proxy:
         lines.append(f"\n* {label[:-1]} is a proxy estimate ({result.estimator.split(':')[0]}), not ImageNet accuracy")
     if result.best is not None:
@@ -245,8 +256,9 @@ def _verify(best: Trial, result: SearchResult, device: Device, store: Store, out
     from latprof.measure import build_request
     from latprof.search import MeasuredLatency, verify, write_verify
 
-    row = verify([best], MeasuredLatency(device, build_request(device), store=store, workdir=out),
-                 result.config.target_ms, predictor)[0]
+    space = result.config.make_space()
+    row = verify([best], MeasuredLatency(device, build_request(device), store=store, workdir=out, space=space),
+                 result.config.target_ms, predictor, space)[0]
     band = (f" (predicted band {row['band_low_ms']:.2f}-{row['band_high_ms']:.2f} ms)"
             if row["band_low_ms"] is not None else "")
     click.echo(f"verify on {device.name}: measured {row['measured_ms']:.2f} ms, predicted {row['predicted_ms']:.2f} ms"

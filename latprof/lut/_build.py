@@ -31,7 +31,7 @@ from latprof.devices import BenchmarkRequest, Device
 from latprof.errors import LatprofError, LookupTableError
 from latprof.lut import _tables as T
 from latprof.lut._runners import HostBatchRunner, Result, make_runner
-from latprof.space import Architecture, LayerConfig, SearchSpace, format_arch
+from latprof.space import LayerConfig, SearchSpace
 from latprof.space._flatbuffer import write_tflite
 from latprof.store import Store
 
@@ -65,13 +65,13 @@ class BuildSummary:
     table_wall_s: float
 
 
-def calibration_archs(space: SearchSpace, count: int, seed: int = CALIBRATION_SEED) -> list[Architecture]:
+def calibration_archs(space: SearchSpace, count: int, seed: int = CALIBRATION_SEED) -> list:
     """``count`` distinct random architectures of ``space``, the same every time for a given seed."""
     out: dict[str, Architecture] = {}
     i = 0
     while len(out) < count and i < count * 20:
         arch = space.sample(random.Random(seed + i))
-        out.setdefault(format_arch(arch), arch)
+        out.setdefault(space.format(arch), arch)
         i += 1
     return list(out.values())
 
@@ -99,7 +99,7 @@ def build_lut(
     todo = [layer for key, layer in configs.items() if key not in have]
     archs = calibration_archs(space, calibration)
     have_archs = T.stored_calibration(conn, name, space.name)
-    todo_archs = [a for a in archs if format_arch(a) not in have_archs]
+    todo_archs = [a for a in archs if space.format(a) not in have_archs]
     fingerprint = device.fingerprint()
     with tempfile.TemporaryDirectory(prefix="latprof-lut-") as tmp:
         folder = Path(tmp)
@@ -128,14 +128,14 @@ def build_lut(
                              notify=notify) as runner:
                 T.check_settings(conn, "lut_calibration", name, space.name, runner.settings)
 
-                def store_arch(arch: Architecture, result: Result, warnings: list[str]) -> None:
+                def store_arch(arch, result: Result, warnings: list[str]) -> None:
                     s = result.stats
                     T.add_calibration(conn, T.CalibrationRow(
-                        name, space.name, format_arch(arch), params, s.headline_ms, s.mean_ms or s.headline_ms,
+                        name, space.name, space.format(arch), params, s.headline_ms, s.mean_ms or s.headline_ms,
                         s.std_ms or 0.0, s.min_ms or s.headline_ms, s.count, result.settings, fingerprint,
                         result.warnings + warnings, T.now()))
 
-                _measure_all(todo_archs, lambda arch, i: write_tflite(arch, folder / f"arch{i}.tflite", seed=i),
+                _measure_all(todo_archs, lambda arch, i: write_tflite(arch, folder / f"arch{i}.tflite", seed=i, space=space),
                              runner, store_arch, device, calibration_request, wait_cool, notify,
                              _bar(progress, len(archs), len(archs) - len(todo_archs), f"calibration {name}", "arch"))
     return BuildSummary(

@@ -28,7 +28,7 @@ from latprof.errors import LookupTableError, PredictorError
 from latprof.lut import _tables as T
 from latprof.predict._correction import Correction, fit_correction, unit_features
 from latprof.predict._regression import CostModel, Siblings, design_matrix, fit_cost_model, parse_layer_key
-from latprof.space import LayerConfig, arch_layers, parse_arch
+from latprof.space import LayerConfig, SearchSpace, get_space
 from latprof.store import Store
 
 __all__ = ["FORMAT", "fit_predictor", "save_predictor", "load_model", "normalized_table", "errors_summary",
@@ -88,9 +88,9 @@ def _regression_cv(layers: list[LayerConfig], X: np.ndarray, ms: np.ndarray, gro
             "abs_rel_p95": float(np.percentile(np.abs(corrected / ms - 1), 95))}
 
 
-def _units(arch_string: str, table: dict[str, float], model: CostModel, siblings: Siblings):
+def _units(space: SearchSpace, arch_string: str, table: dict[str, float], model: CostModel, siblings: Siblings):
     units, macs = [], 0
-    for layer in arch_layers(parse_arch(arch_string)):
+    for layer in space.layers(space.parse(arch_string)):
         key = layer.layer_key()
         iso = table.get(key)
         if iso is None:
@@ -149,7 +149,7 @@ def fit_predictor(store: Store, device: str = "local", space: str = "mnasnet", *
 
     unit_rows, macs, y = [], [], []
     for c in calibration:
-        units, m = _units(c.arch, table, model, siblings)
+        units, m = _units(get_space(space, **c.params), c.arch, table, model, siblings)
         unit_rows.append(unit_features(units))
         macs.append(m)
         y.append(c.median_ms * probe_factor(c.settings, ref, beta))

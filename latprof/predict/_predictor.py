@@ -114,6 +114,12 @@ class Predictor:
         # header -> (base ms, per-position block costs, number of blocks): predict_many's lookups
         self._fast = {h: (v.base_ms, v.costs, len(v.costs)) for h, v in self._variants.items()}
 
+    @property
+    def space_params(self) -> dict[str, Any]:
+        """The space parameters the table was built for, when it was built for one set only; else ``{}``."""
+        variants = self.model.get("variants", [])
+        return dict(variants[0]) if len(variants) == 1 else {}
+
     # ------------------------------------------------------------ layers
 
     def layer_ms(self, layer: LayerConfig) -> tuple[float, str]:
@@ -147,7 +153,7 @@ class Predictor:
 
     def predict(self, arch: Architecture) -> Prediction:
         """Predicted latency of ``arch`` with band and per-layer breakdown."""
-        variant = self._variants.get(_HEADER(arch))
+        variant = self._variants.get(_HEADER(arch)) if isinstance(arch, Architecture) else None
         if variant is not None and len(arch.blocks) == len(variant.rows):
             try:
                 parts = [rows[_BLOCK_KEY(b)] for rows, b in zip(variant.rows, arch.blocks)]
@@ -164,7 +170,11 @@ class Predictor:
                 rel = self._band + self._reg_band * (reg / total if total > 0 else 0.0)
                 return Prediction(total, total * (1 - rel), total * (1 + rel), out, self.correction.intercept_ms,
                                   self.device)
-        return self._finish([self._row(name, layer) for name, layer in named_layers(arch)])
+        if isinstance(arch, Architecture):
+            named = named_layers(arch)
+        else:
+            named = get_space(self.space, **self.space_params).named_layers(arch)
+        return self._finish([self._row(name, layer) for name, layer in named])
 
     def predict_many(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Predicted latencies (ms, float64) of many architectures."""
@@ -172,7 +182,7 @@ class Predictor:
         out: list[float] = []
         append = out.append
         for arch in archs:
-            v = fast.get(header(arch))
+            v = fast.get(header(arch)) if isinstance(arch, Architecture) else None
             if v is not None and len(arch.blocks) == v[2]:
                 try:
                     append(v[0] + sum(map(getitem, v[1], map(block_key, arch.blocks))))

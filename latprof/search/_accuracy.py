@@ -59,6 +59,16 @@ def arch_seed(arch: Architecture, seed: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def _chain(arch: Any, spec: str) -> Architecture:
+    """``arch`` as a chain of layers the built-in estimators can build, else a one-line error."""
+    if hasattr(arch, "architecture"):  # e.g. an FBNet architecture: its generic form
+        arch = arch.architecture()
+    if not isinstance(arch, Architecture):
+        raise EstimatorError(f"--accuracy {spec} builds chain networks (spaces mnasnet, fbnet), not a "
+                             f"{type(arch).__name__}; pass --accuracy python:MODULE:FUNCTION for this space")
+    return arch
+
+
 class AccuracyEstimator(ABC):
     """Scores an architecture; higher is better. ``spec`` names it for ``--accuracy``."""
 
@@ -86,7 +96,7 @@ class ZeroCostEstimator(AccuracyEstimator):
     def __call__(self, arch: Architecture) -> float:
         from latprof.search._naswot import naswot_score
 
-        copy = scaled_copy(arch, resolution=self.resolution, width=self.width, num_classes=10)
+        copy = scaled_copy(_chain(arch, self.spec), resolution=self.resolution, width=self.width, num_classes=10)
         return naswot_score(copy, self.images, seed=arch_seed(arch, self.seed))
 
     def describe(self) -> str:
@@ -115,7 +125,8 @@ class ProxyTrainEstimator(AccuracyEstimator):
         from latprof.space._build import apply_layer
         from latprof.space._layers import named_layers
 
-        copy = scaled_copy(arch, resolution=self.resolution, width=self.width, num_classes=self.data.num_classes)
+        copy = scaled_copy(_chain(arch, self.spec), resolution=self.resolution, width=self.width,
+                           num_classes=self.data.num_classes)
         keras.utils.set_random_seed(arch_seed(arch, self.seed))
         inp = keras.Input((self.resolution, self.resolution, 3))
         x = inp

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from latprof.space import Architecture, export_tflite, format_arch
+from latprof.space import Architecture, SearchSpace, export_tflite, get_space
 
 if TYPE_CHECKING:
     from latprof.devices import BenchmarkRequest, Device
@@ -34,16 +34,17 @@ class MeasuredLatency:
     """
 
     def __init__(self, device: Device, request: BenchmarkRequest, *, store: Store | None = None,
-                 workdir: str | Path | None = None) -> None:
+                 workdir: str | Path | None = None, space: SearchSpace | None = None) -> None:
         self.device, self.request, self.store = device, request, store
+        self.space = space or get_space("mnasnet")
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="latprof-search-"))
 
     def measure(self, arch: Architecture) -> float:
         """Median latency of ``arch`` on the device, in ms (the .tflite is deleted afterwards)."""
         from latprof.measure import measure
 
-        name = "arch-" + hashlib.sha256(format_arch(arch).encode()).hexdigest()[:12] + ".tflite"
-        path = export_tflite(arch, self.workdir / name)
+        name = "arch-" + hashlib.sha256(self.space.format(arch).encode()).hexdigest()[:12] + ".tflite"
+        path = export_tflite(arch, self.workdir / name, self.space)
         try:
             return float(measure(path, self.device, self.request, store=self.store).stats.headline_ms)
         finally:

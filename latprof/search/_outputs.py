@@ -10,7 +10,7 @@ from typing import Any
 from latprof.search._latency import LatencyModel
 from latprof.search._runner import SearchResult
 from latprof.search._trials import Trial, write_csv
-from latprof.space import export_tflite, parse_arch
+from latprof.space import SearchSpace, export_tflite, get_space
 
 __all__ = ["VERIFY_FIELDS", "verify", "write_outputs", "write_verify"]
 
@@ -26,8 +26,9 @@ def write_outputs(result: SearchResult, out_dir: str | Path, *, export: bool = T
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"trials": out / "trials.csv", "pareto": out / "pareto.csv", "top": out / "top.csv"}
-    write_csv(paths["pareto"], result.pareto())
-    write_csv(paths["top"], result.top())
+    space = result.config.make_space()
+    write_csv(paths["pareto"], result.pareto(), space)
+    write_csv(paths["top"], result.top(), space)
     best = result.best
     if best is not None:
         paths["best_arch"] = out / "best_arch.txt"
@@ -36,18 +37,19 @@ def write_outputs(result: SearchResult, out_dir: str | Path, *, export: bool = T
         if export:
             tflite = out / "best.tflite"
             # A resumed search whose best did not change keeps its export (written whole or not at all).
-            paths["best_tflite"] = tflite if unchanged and tflite.exists() else export_tflite(parse_arch(best.arch),
-                                                                                              tflite)
+            paths["best_tflite"] = tflite if unchanged and tflite.exists() else export_tflite(
+                space.parse(best.arch), tflite, space)
     return paths
 
 
 def verify(trials: Sequence[Trial], measured: LatencyModel, target_ms: float,
-           predictor: Any | None = None) -> list[dict[str, Any]]:
+           predictor: Any | None = None, space: SearchSpace | None = None) -> list[dict[str, Any]]:
     """Measure each trial's architecture (``measured``, e.g. MeasuredLatency) next to its predicted latency.
 
     With a ``predictor`` that has ``predict(arch)`` (latprof.predict), its band is included.
     """
-    archs = [parse_arch(t.arch) for t in trials]
+    space = space or get_space("mnasnet")
+    archs = [space.parse(t.arch) for t in trials]
     values = measured.predict_many(archs)
     rows = []
     for trial, arch, ms in zip(trials, archs, values):

@@ -45,7 +45,7 @@ from latprof.search._trials import (
     value,
     write_csv,
 )
-from latprof.space import Architecture, SearchSpace, format_arch, get_space, parse_arch
+from latprof.space import Architecture, SearchSpace, get_space
 from latprof.store import Store
 
 __all__ = ["Progress", "SearchConfig", "SearchResult", "pareto_front", "run_search"]
@@ -72,6 +72,7 @@ class SearchConfig:
     batch_size: int = 16
     data: str | None = None
     space: str = "mnasnet"
+    space_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"resolution": 32}
 
     def __post_init__(self) -> None:
         self.make_reward()  # validates target, mode and exponents
@@ -87,6 +88,9 @@ class SearchConfig:
             if not isinstance(value, int) or value < 1:
                 raise SearchError(f"{name} must be a positive integer, got {value!r}; "
                                   f"pass --{name.replace('_', '-')} 1 or more")
+
+    def make_space(self) -> SearchSpace:
+        return get_space(self.space, **self.space_params)
 
     def make_reward(self) -> Reward:
         return Reward.from_mode(self.target_ms, self.reward, self.alpha, self.beta)
@@ -167,18 +171,22 @@ class SearchResult:
         """The trials as a pandas DataFrame (one row per sample; params and MACs included)."""
         import pandas as pd
 
-        return pd.DataFrame([csv_row(t) for t in self.trials], columns=list(CSV_FIELDS))
+        space = self.config.make_space()
+        return pd.DataFrame([csv_row(t, space) for t in self.trials], columns=list(CSV_FIELDS))
 
 
 # ---------------------------------------------------------------- evaluation
 
 _WORKER_ESTIMATOR: AccuracyEstimator | None = None
+_WORKER_SPACE: SearchSpace | None = None
 
 
-def _init_worker(spec: str, data: str | None, seed: int, parent: int) -> None:
-    global _WORKER_ESTIMATOR
+def _init_worker(spec: str, data: str | None, seed: int, space: str, space_params: dict[str, Any],
+                 parent: int) -> None:
+    global _WORKER_ESTIMATOR, _WORKER_SPACE
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _WORKER_ESTIMATOR = make_estimator(spec, data=data, seed=seed)
+    _WORKER_SPACE = get_space(space, **space_params)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -204,8 +212,8 @@ def _score(estimator: AccuracyEstimator, arch: Architecture) -> tuple[float | No
 
 
 def _worker_score(arch_string: str) -> tuple[float | None, str | None, float]:
-    assert _WORKER_ESTIMATOR is not None
-    return _score(_WORKER_ESTIMATOR, parse_arch(arch_string))
+    assert _WORKER_ESTIMATOR is not None and _WORKER_SPACE is not None
+    return _score(_WORKER_ESTIMATOR, _WORKER_SPACE.parse(arch_string))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -235,6 +243,7 @@ class _Evaluator:
     def __init__(self, latency: LatencyModel, estimator: AccuracyEstimator, config: SearchConfig, workers: int,
                  latency_chunk: int | None, timings: dict[str, float]) -> None:
         self.latency, self.estimator, self.config = latency, estimator, config
+        self.space = config.make_space()
         self.workers, self.latency_chunk, self.timings = workers, latency_chunk, timings
         self.pool: ProcessPoolExecutor | None = None
 
@@ -244,7 +253,8 @@ class _Evaluator:
 
             self.pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                initargs=(self.config.accuracy, self.config.data, self.config.seed, os.getpid()),
+                initargs=(self.config.accuracy, self.config.data, self.config.seed, self.config.space,
+                          self.config.space_params, os.getpid()),
             )
         return self.pool
 
@@ -280,7 +290,7 @@ class _Evaluator:
         if self.workers > 1:
             start = time.perf_counter()
             with _single_threaded_children():  # workers are spawned on submit
-                futures = {i: self._pool().submit(_worker_score, format_arch(a)) for i, a in enumerate(archs)}
+                futures = {i: self._pool().submit(_worker_score, self.space.format(a)) for i, a in enumerate(archs)}
             self.timings["accuracy_submit"] += time.perf_counter() - start
         latency: dict[int, tuple[float | None, str | None]] = {}
         finished: set[int] = set()
@@ -365,7 +375,7 @@ def run_search(
     if estimator is not None and workers > 1 and estimator.spec != config.accuracy:
         raise SearchError("worker processes build the estimator config.accuracy names, not this object; use "
                           "workers=1, or name your function python:MODULE:FUNCTION in config.accuracy")
-    space = get_space(config.space)
+    space = config.make_space()
     reward = config.make_reward()
     estimator = estimator or make_estimator(config.accuracy, data=config.data, seed=config.seed)
     out = Path(out_dir).resolve() if out_dir is not None else None
@@ -380,7 +390,7 @@ def run_search(
         cache: dict[str, Trial] = {}
         csv_path = out / "trials.csv" if out is not None else None
         if csv_path is not None:
-            write_csv(csv_path, [stored[i] for i in sorted(stored)])
+            write_csv(csv_path, [stored[i] for i in sorted(stored)], space)
         csv_file = csv_path.open("a", newline="") if csv_path is not None else None
         started = time.perf_counter()
         new_count = 0
@@ -397,7 +407,7 @@ def run_search(
                 start = time.perf_counter()
                 trial_store.add(trial)
                 if csv_file is not None:
-                    csv.DictWriter(csv_file, CSV_FIELDS).writerow(csv_row(trial))
+                    csv.DictWriter(csv_file, CSV_FIELDS).writerow(csv_row(trial, space))
                     csv_file.flush()
                 timings["storage"] += time.perf_counter() - start
                 new_count += 1
@@ -428,7 +438,7 @@ def run_search(
                     batch[i] = stored[i]
                     record(stored[i], replayed=True)
                     continue
-                arch_string = format_arch(space.from_tokens(tokens))
+                arch_string = space.format(space.from_tokens(tokens))
                 if arch_string in cache:
                     earlier = cache[arch_string]
                     batch[i] = Trial(i, tuple(tokens), arch_string, "ok", earlier.latency_ms, earlier.accuracy,
@@ -454,7 +464,7 @@ def run_search(
                     first_idx = i if first_idx is None else first_idx
 
             if unique:
-                evaluator.run([parse_arch(a) for a in unique], done)
+                evaluator.run([space.parse(a) for a in unique], done)
             start = time.perf_counter()
             for i, tokens in zip(indices, asked):
                 controller.tell(tokens, batch[i].reward if batch[i].ok else None)
@@ -474,6 +484,6 @@ def run_search(
             timings["total"] = time.perf_counter() - started
         trials.sort(key=lambda t: t.idx)  # workers finish out of order
         if csv_path is not None:
-            write_csv(csv_path, trials)
+            write_csv(csv_path, trials, space)
         return SearchResult(config, trial_store.search_id, trials, len(stored), controller.describe(),
                             estimator.describe(), estimator.is_proxy, timings)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from latprof.errors import SearchError
-from latprof.space import count_params_macs, parse_arch
+from latprof.space import SearchSpace
 from latprof.store import Store
 
 __all__ = ["CSV_FIELDS", "MARKER", "Trial", "TrialStore", "csv_row", "open_search", "value", "write_csv"]
@@ -60,19 +60,19 @@ def value(number: float | None) -> float:
     return number
 
 
-def csv_row(trial: Trial) -> dict[str, Any]:
-    params, macs = count_params_macs(parse_arch(trial.arch))
+def csv_row(trial: Trial, space: SearchSpace) -> dict[str, Any]:
+    params, macs = space.count_params_macs(space.parse(trial.arch))
     row = {k: v for k, v in asdict(trial).items() if k in CSV_FIELDS}
     return {**row, "params": params, "macs": macs}
 
 
-def write_csv(path: Path, trials: Iterable[Trial]) -> None:
+def write_csv(path: Path, trials: Iterable[Trial], space: SearchSpace) -> None:
     """All ``trials`` to ``path`` (replacing it), header first."""
     tmp = path.with_name(path.name + ".part")
     with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, CSV_FIELDS)
         writer.writeheader()
-        writer.writerows(csv_row(t) for t in trials)
+        writer.writerows(csv_row(t, space) for t in trials)
     tmp.replace(path)
 
 
