@@ -4,6 +4,11 @@ A few end-to-end latencies on a device (measured by a colleague, or published)
 plus the per-operator-kind costs of the same models on the reference device
 (the host) give a predictor for the device: :func:`calibrate` fits and stores
 it, :func:`load_calibration` reads it back.
+
+For architectures of one search space (NAS-Bench-201, FBNet, MnasNet),
+:func:`calibrate_space` fits a predictor from N measured architectures with the
+reference device's lookup table of the space (or an analytic cost) as prior;
+:func:`select_active` says which N to measure.
 """
 
 from latprof.calibrate._calibration import (
@@ -14,12 +19,25 @@ from latprof.calibrate._fit import FlopsLinearModel, KindRatioModel, cross_valid
 from latprof.calibrate._models import ModelSpec, model_spec, tflite_for
 from latprof.calibrate._predictor import CalibratedPredictor, ReferenceSplitter
 from latprof.calibrate._reference import host_reference
+from latprof.calibrate._space import (
+    SPACE_FORMAT, PriorCosts, SpaceCalibration, SpaceModel, SpacePredictor, SpaceRow, bags, calibrate_space,
+    fit_space_model, layer_info, load_space_calibration, predict_bags, ranking_report, read_space_rows,
+    select_active, select_random, suggest_archs,
+)
 from latprof.errors import LatprofError
 
 
 def load_calibrated_predictor(device: str, space: str, store):
-    """``device``'s calibrated predictor, its reference device's table predictor inside when fitted; or None."""
-    calibration = load_calibration(device, store)
+    """``device``'s calibrated predictor for ``space``, or None.
+
+    A calibration from architectures of the space (``latprof calibrate --space``) comes first;
+    otherwise, for the MnasNet space, one from whole models, with the reference device's
+    table predictor inside when fitted.
+    """
+    space_calibration = load_space_calibration(device, space, store)
+    if space_calibration is not None:
+        return SpacePredictor(space_calibration)
+    calibration = load_calibration(device, store) if space == "mnasnet" else None
     if calibration is None:
         return None
     from latprof.predict import load_predictor
@@ -36,4 +54,7 @@ __all__ = [
     "KINDS", "ReferenceCost", "op_kind", "reference_cost", "host_reference",
     "KindRatioModel", "FlopsLinearModel", "fit_kind_ratios", "fit_flops_linear", "cross_validate",
     "ModelSpec", "model_spec", "tflite_for",
+    "calibrate_space", "load_space_calibration", "read_space_rows", "SpaceCalibration", "SpacePredictor", "SpaceRow",
+    "SPACE_FORMAT", "select_active", "select_random", "suggest_archs", "ranking_report", "PriorCosts", "SpaceModel",
+    "bags", "layer_info", "fit_space_model", "predict_bags",
 ]

@@ -5,32 +5,104 @@ from __future__ import annotations
 import click
 
 
+def _pct(x: float) -> str:
+    return f"{x:6.1%}"
+
+
 @click.command()
 @click.option("--device", "device_name", required=True,
               help="The device the measurements come from (a new name is fine: calibrating creates it).")
-@click.option("--from", "source", required=True, help="CSV of model,latency_ms rows, or `published`.")
-@click.option("--reference", default="local", show_default=True, help="Device whose per-op costs are the reference.")
+@click.option("--from", "source", help="CSV of measurements, or `published` for the latencies shipped with latprof.")
+@click.option("--space", "space_name", help="Fit from measured architectures of this search space "
+              "(rows: arch,latency_ms); without it, rows are whole models (model,latency_ms).")
+@click.option("--resolution", type=int, help="Input resolution of the space (default: the space's).")
+@click.option("--samples", type=click.IntRange(min=1), help="Fit on this many of the rows (the rest are "
+              "reported as held out); default: all.")
+@click.option("--select", type=click.Choice(["random", "active"]), default="random", show_default=True,
+              help="How --samples rows are chosen: seeded at random, or the most informative (D-optimal).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --select random.")
+@click.option("--suggest", type=click.IntRange(min=1), help="Only print this many architectures of --space worth "
+              "measuring (active selection from --from's rows, or from 5000 sampled ones); fit nothing.")
+@click.option("--reference", default="local", show_default=True,
+              help="Device whose lookup table (or per-op costs) is the prior.")
 @click.pass_context
-def calibrate(ctx, device_name, source, reference):
+def calibrate(ctx, device_name, source, space_name, resolution, samples, select, seed, suggest, reference):
     """Fit DEVICE's predictor from end-to-end measurements on it."""
-    from latprof.calibrate import KINDS, calibrate as fit, read_rows
     from latprof.store import Store
 
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    rows = read_rows(source, device_name, notify=say)
-    with Store(ctx.obj.get("db")) as store:
-        result = fit(device_name, rows, store, reference=reference, notify=say)
+    if suggest is not None or space_name is not None:
+        from latprof.space import get_space
+
+        space = get_space(space_name or "mnasnet", **({"resolution": resolution} if resolution else {}))
+        with Store(ctx.obj.get("db")) as store:
+            if suggest is not None:
+                _suggest(space, store, source, device_name, suggest, reference, say)
+            elif source is None:
+                raise click.UsageError("--from is required: a CSV of arch,latency_ms rows or `published`")
+            else:
+                _calibrate_space(space, store, source, device_name, samples, select, seed, reference, say)
+        return
+    if source is None:
+        raise click.UsageError("--from is required: a CSV of model,latency_ms rows or `published`")
+    _calibrate_models(ctx, device_name, source, reference, say)
+
+
+def _suggest(space, store, source, device, count, reference, say) -> None:
+    from latprof.calibrate import read_space_rows, suggest_archs
+
+    if source is not None:
+        archs = [space.parse(r.arch) for r in read_space_rows(source, device, space, notify=say)]
+    else:
+        archs = list({space.format(a): a for a in (space.sample(i) for i in range(5000))}.values())
+    chosen, prior = suggest_archs(space, archs, count, store, reference)
+    say(f"{len(chosen)} of {len(archs)} {space.name} architectures, chosen by D-optimal design (prior {prior}); "
+        "measure them and pass the CSV (arch,latency_ms) to `latprof calibrate --space`")
+    for i in chosen:
+        click.echo(space.format(archs[i]))
+
+
+def _calibrate_space(space, store, source, device, samples, select, seed, reference, say) -> None:
+    from latprof.calibrate import calibrate_space, read_space_rows
+
+    rows = read_space_rows(source, device, space, notify=say)
+    result = calibrate_space(device, space, rows, store, samples=samples, select=select, seed=seed,
+                             reference=reference, notify=say)
     model, report = result.model, result.report
-    click.echo(f"calibrated {device_name} from {len(rows)} measured models (reference device: {reference})")
-    click.echo(f"  intercept {model.intercept_ms:.2f} ms; shared ratio {model.shared_ratio:.2f}x; "
-               f"ridge strength {model.strength:g}")
-    click.echo("  ratio by operator kind (device ms per reference ms):")
+    click.echo(f"calibrated {device} for space {space.name} from {report['fitted_on']} of {report['rows']} measured "
+               f"architectures ({report['select']} selection; prior: {result.prior})")
+    click.echo(f"  intercept {model.intercept_ms:.3f} ms; shared ratio {model.scale:.3f} device ms per prior ms")
+    if model.group_ratios:
+        click.echo("  ratio by layer kind (shared ratio + correction):")
+        for group, a in sorted(model.group_ratios.items()):
+            click.echo(f"    {group:<16} {model.scale + a:7.3f}")
+    loo = report["leave_one_out"]
+    click.echo(f"  leave-one-out: MAPE {_pct(loo['mape'])}  within 10% {_pct(loo['within_10'])}")
+    if "held_out" in report:
+        h = report["held_out"]
+        click.echo(f"  held out ({h['n']} rows not fitted on): MAPE {_pct(h['mape'])}  within 10% "
+                   f"{_pct(h['within_10'])}  Spearman {h['spearman_rho']:.3f}  Kendall {h['kendall_tau']:.3f}")
+    click.echo(f"  `latprof predict ARCH --space {space.name} --device {device}` now uses this calibration")
+
+
+def _calibrate_models(ctx, device, source, reference, say) -> None:
+    from latprof.calibrate import KINDS, calibrate as fit, read_rows
+    from latprof.store import Store
+
+    rows = read_rows(source, device, notify=say)
+    with Store(ctx.obj.get("db")) as store:
+        result = fit(device, rows, store, reference=reference, notify=say)
+    model, report = result.model, result.report
+    click.echo(f"calibrated {device} from {len(rows)} measured models (reference device: {reference})")
+    click.echo(f"  intercept {model.intercept_ms:.2f} ms; shared ratio {model.shared_ratio:.2f}x, shared "
+               f"{model.shared_per_gmac:.2f} ms/GMAC; ridge strengths {model.strength:g} / {model.gmac_strength:g}")
+    click.echo("  by operator kind: device ms per reference ms, and device ms per GMAC:")
     for kind in KINDS:
-        click.echo(f"    {kind:<12} {model.ratios[kind]:7.2f}x")
+        click.echo(f"    {kind:<12} {model.ratios[kind]:7.2f}x  {model.per_gmac.get(kind, 0.0):8.2f} ms/GMAC")
     for key, label in (("leave_one_out", "leave-one-out"), ("leave_one_family_out", "leave-one-family-out"),
                        ("flops_leave_one_out", "FLOPs-only, leave-one-out")):
         if key in report:
             e = report[key]
-            click.echo(f"  {label:<28} MAPE {e['mape']:6.1%}  within 10% {e['within_10']:6.1%}  "
-                       f"within 15% {e['within_15']:6.1%}  worst {e['max_abs_rel']:6.1%}")
-    click.echo(f"  `latprof predict ARCH --device {device_name}` now uses this calibration")
+            click.echo(f"  {label:<28} MAPE {_pct(e['mape'])}  within 10% {_pct(e['within_10'])}  "
+                       f"within 15% {_pct(e['within_15'])}  worst {_pct(e['max_abs_rel'])}")
+    click.echo(f"  `latprof predict ARCH --device {device}` now uses this calibration")
