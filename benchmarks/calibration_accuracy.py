@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from latprof.calibrate import (
-    fit_flops_linear, fit_kind_ratios, host_reference, read_rows, tflite_for,
+    calibrate, fit_flops_linear, fit_kind_ratios, host_reference, read_rows, tflite_for,
 )
 from latprof.store import Store
 
@@ -39,39 +39,49 @@ def published(store: Store, phones: list[str]) -> None:
 
     for phone in phones:
         rows = read_rows("published", phone)
-        x, y, macs, fam, names = [], [], [], [], []
+        x, g, y, macs, fam, names = [], [], [], [], [], []
         for row in rows:
             path = tflite_for(row.spec)
             cost, _ = host_reference(path, store)
             x.append(cost.vector())
+            g.append(cost.gmacs())
             y.append(row.latency_ms)
             macs.append(sum(op.macs() for op in read_tflite_ops(path)))
             fam.append(row.spec.family)
             names.append(f"{row.spec.name} [{'README' if 'README' in row.source else 'paper'}]")
-        x, y, macs, fam = np.array(x), np.array(y), np.array(macs, float), np.array(fam)
+        x, g, y, macs, fam = np.array(x), np.array(g), np.array(y), np.array(macs, float), np.array(fam)
         print(f"\n=== {phone}: {len(y)} published rows ({', '.join(f'{f}: {np.sum(fam == f)}' for f in np.unique(fam))})")
         for train, test in (("MobileNetV2", "MobileNetV3"), ("MobileNetV3", "MobileNetV2")):
             tr, te = fam == train, fam == test
             if tr.sum() < 2 or te.sum() == 0:
                 print(f"fit on {train} -> predict {test}: skipped ({tr.sum()} training rows)")
                 continue
-            model = fit_kind_ratios(x[tr], y[tr])
+            model = fit_kind_ratios(x[tr], y[tr], gmacs=g[tr])
+            host_only = fit_kind_ratios(x[tr], y[tr])
             flops = fit_flops_linear(macs[tr], y[tr])
-            ours, base = model.predict(x[te]), flops.predict(macs[te])
+            ours, base = model.predict(x[te], g[te]), flops.predict(macs[te])
             print(f"fit on {train} ({tr.sum()} rows) -> predict {test} ({te.sum()} rows); "
-                  f"shared ratio {model.shared_ratio:.2f}x, intercept {model.intercept_ms:.2f} ms")
+                  f"shared ratio {model.shared_ratio:.2f}x, {model.shared_per_gmac:.1f} ms/GMAC, "
+                  f"intercept {model.intercept_ms:.2f} ms")
             for name, m, p, b in zip(np.array(names)[te], y[te], ours, base):
                 print(f"    {name:<52} measured {m:7.1f}  latprof {p:7.1f} ({p / m - 1:+6.1%})  "
                       f"FLOPs {b:7.1f} ({b / m - 1:+6.1%})")
-            print("  " + _summary("latprof (kind ratios)", ours, y[te]))
+            print("  " + _summary("latprof (host ms + MACs per kind)", ours, y[te]))
+            print("  " + _summary("host ms per kind only", host_only.predict(x[te]), y[te]))
             print("  " + _summary("FLOPs-only fit", base, y[te]))
+        result = calibrate(phone, rows, store)  # what `latprof calibrate --from published` stores and reports
+        for key in ("leave_one_out", "leave_one_family_out", "flops_leave_one_out"):
+            if key in result.report:
+                e = result.report[key]
+                print(f"  latprof calibrate --device {phone} --from published: {key:<22} MAPE {e['mape']:6.1%}  "
+                      f"within10 {e['within_10']:6.1%}  within15 {e['within_15']:6.1%}")
 
 
 def host_check(store: Store, n_archs: int, n_cal: int, seed: int) -> None:
     from latprof.calibrate._predictor import ReferenceSplitter
     from latprof.devices import open_device
     from latprof.measure import build_request, measure
-    from latprof.space import MnasNetSpace, export_tflite
+    from latprof.space import MnasNetSpace, count_params_macs, export_tflite
 
     try:
         from latprof.predict import load_predictor
@@ -99,11 +109,16 @@ def host_check(store: Store, n_archs: int, n_cal: int, seed: int) -> None:
         print("no stored calibration to take the host op cost model from; run part 1 first")
         return
     splitter = ReferenceSplitter(calibration.op_costs, calibration.sequence_factor, reference)
-    x = np.array([splitter.kind_ms(a) for a in archs])
-    model = fit_kind_ratios(x[:n_cal], y[:n_cal])  # fitted on the first n_cal only; the rest are held out
-    pred = model.predict(x[n_cal:])
+    feats = [splitter.features(a) for a in archs]
+    x, g = np.array([f[0] for f in feats]), np.array([f[1] for f in feats])
+    # fitted on the first n_cal only; the rest are held out
+    model = fit_kind_ratios(x[:n_cal], y[:n_cal], gmacs=g[:n_cal])
+    pred = model.predict(x[n_cal:], g[n_cal:])
     print(f"calibrated from {n_cal} measured architectures, predicting {n_archs} held-out ones")
-    print("  " + _summary("latprof (kind ratios)", pred, y[n_cal:]))
+    print("  " + _summary("latprof (host ms + MACs per kind)", pred, y[n_cal:]))
+    macs = np.array([count_params_macs(a)[1] for a in archs], float)
+    flops = fit_flops_linear(macs[:n_cal], y[:n_cal])
+    print("  " + _summary("FLOPs-only fit", flops.predict(macs[n_cal:]), y[n_cal:]))
     print("  " + _summary("reference alone (no calibration)", x[n_cal:].sum(axis=1), y[n_cal:]))
 
 

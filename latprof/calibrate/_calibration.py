@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from latprof.calibrate._features import KINDS, ReferenceCost
-from latprof.calibrate._fit import KindRatioModel, cross_validate, fit_flops_linear, fit_kind_ratios
+from latprof.calibrate._fit import KindRatioModel, cross_validate, cross_validate_kinds, fit_flops_linear, fit_kind_ratios
 from latprof.calibrate._models import ModelSpec, model_spec, tflite_for
 from latprof.calibrate._opcost import OpCostModel
 from latprof.calibrate._reference import host_reference
@@ -92,7 +92,7 @@ class Calibration:
 
     def predict_cost(self, cost: ReferenceCost) -> float:
         """Device latency (ms) of a model with the given reference cost."""
-        return float(self.model.predict(cost.vector())[0])
+        return float(self.model.predict(cost.vector(), cost.gmacs())[0])
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "device": self.device, "reference": self.reference, "kinds": list(KINDS),
@@ -134,17 +134,19 @@ def calibrate(device: str, rows: list[CalibrationRow], store: Store, *, referenc
         macs.append(sum(op.macs() for op in read_tflite_ops(path)))
     op_costs = OpCostModel.fit(samples)
     x = np.array([c.vector() for c in costs])
+    g = np.array([c.gmacs() for c in costs])
     y = np.array([r.latency_ms for r in rows])
-    model = fit_kind_ratios(x, y)
+    model = fit_kind_ratios(x, y, gmacs=g)
     families = [r.spec.family for r in rows]
-    loo = cross_validate(lambda a, b: fit_kind_ratios(a, b, model.strength), x, y)
-    report: dict[str, Any] = {"rows": len(rows), "strength": model.strength, "leave_one_out": _errors(loo, y)}
+    loo = cross_validate_kinds(x, y, model, g)
+    report: dict[str, Any] = {"rows": len(rows), "strength": model.strength, "gmac_strength": model.gmac_strength,
+                              "leave_one_out": _errors(loo, y)}
     flops = np.array(macs, float)
     flops_loo = cross_validate(lambda a, b: fit_flops_linear(a, b), flops[:, None], y)
     report["flops_leave_one_out"] = _errors(flops_loo, y)
     lofo = None
     if len(set(families)) > 1:
-        lofo = cross_validate(lambda a, b: fit_kind_ratios(a, b, model.strength), x, y, families)
+        lofo = cross_validate_kinds(x, y, model, g, families)
         report["leave_one_family_out"] = _errors(lofo, y)
     table = []
     for i, (row, cost) in enumerate(zip(rows, costs)):

@@ -60,6 +60,10 @@ class ReferenceCost:
         """Per-kind milliseconds in :data:`KINDS` order."""
         return np.array([self.kind_ms.get(k, 0.0) for k in KINDS])
 
+    def gmacs(self) -> np.ndarray:
+        """Per-kind multiply-adds (billions) in :data:`KINDS` order."""
+        return np.array([self.kind_macs.get(k, 0.0) for k in KINDS]) / 1e9
+
     def to_dict(self) -> dict:
         return {"total_ms": self.total_ms, "kind_ms": self.kind_ms, "kind_macs": self.kind_macs,
                 "kind_bytes": self.kind_bytes}

@@ -11,7 +11,7 @@ import numpy as np
 
 from latprof.calibrate._calibration import Calibration
 from latprof.calibrate._features import KINDS
-from latprof.calibrate._opcost import OpCostModel
+from latprof.calibrate._opcost import OpCostModel, op_features
 
 __all__ = ["CalibratedPredictor", "ReferenceSplitter"]
 
@@ -31,7 +31,7 @@ def _layer_ops(key: str) -> tuple:
 
 
 class ReferenceSplitter:
-    """An architecture's reference-device time per operator kind.
+    """An architecture's reference-device time and multiply-adds per operator kind.
 
     Each layer's reference time comes from the reference device's fitted
     predictor (its lookup table) when given, else from the op cost model times
@@ -43,36 +43,46 @@ class ReferenceSplitter:
         self.op_costs = op_costs
         self.sequence_factor = sequence_factor
         self.reference = reference
-        self._shares: dict[str, np.ndarray] = {}
+        self._split: dict[str, tuple[np.ndarray, float, np.ndarray]] = {}
 
-    def _shares_of(self, key: str) -> tuple[np.ndarray, float]:
-        split = self._shares.get(key)
+    def _layer(self, key: str) -> tuple[np.ndarray, float, np.ndarray]:
+        """(share of the layer's time per kind, isolated ms estimate, GMACs per kind) of one layer key."""
+        split = self._split.get(key)
         if split is None:
-            split = self._shares[key] = self.op_costs.kind_ms(list(_layer_ops(key)))
-        total = split.sum()
-        return (split / total if total > 0 else split), total
+            ops = list(_layer_ops(key))
+            ms = self.op_costs.kind_ms(ops)
+            gmacs = np.zeros(len(KINDS))
+            for op in ops:
+                kind, g, _ = op_features(op)
+                gmacs[KINDS.index(kind)] += g
+            total = ms.sum()
+            split = self._split[key] = (ms / total if total > 0 else ms, float(total), gmacs)
+        return split
 
-    def layers(self, arch) -> tuple[list[tuple[str, str, np.ndarray]], float]:
-        """``[(position, layer key, reference ms per kind)]`` and the reference per-invoke overhead (ms)."""
+    def layers(self, arch) -> tuple[list[tuple[str, str, np.ndarray, np.ndarray]], float]:
+        """``[(position, layer key, reference ms per kind, GMACs per kind)]`` and the reference overhead (ms)."""
         from latprof.space._layers import named_layers
 
         if self.reference is not None:
             ref = self.reference.predict(arch)
-            rows = [(r.name, r.layer_key, self._shares_of(r.layer_key)[0] * r.ms) for r in ref.layers]
+            rows = []
+            for r in ref.layers:
+                shares, _, gmacs = self._layer(r.layer_key)
+                rows.append((r.name, r.layer_key, shares * r.ms, gmacs))
             return rows, ref.overhead_ms
         rows = []
         for name, layer in named_layers(arch):
             key = layer.layer_key()
-            shares, iso = self._shares_of(key)
-            rows.append((name, key, shares * iso * self.sequence_factor))
+            shares, iso, gmacs = self._layer(key)
+            rows.append((name, key, shares * iso * self.sequence_factor, gmacs))
         return rows, 0.0
 
-    def kind_ms(self, arch) -> np.ndarray:
-        """Reference ms per kind (:data:`KINDS` order), overhead counted as ``other``."""
+    def features(self, arch) -> tuple[np.ndarray, np.ndarray]:
+        """Reference ms per kind (overhead counted as ``other``) and GMACs per kind, :data:`KINDS` order."""
         rows, overhead = self.layers(arch)
-        out = sum((v for *_, v in rows), np.zeros(len(KINDS)))
-        out[_OTHER] += overhead
-        return out
+        ms = sum((r[2] for r in rows), np.zeros(len(KINDS)))
+        ms[_OTHER] += overhead
+        return ms, sum((r[3] for r in rows), np.zeros(len(KINDS)))
 
 
 class CalibratedPredictor:
@@ -88,7 +98,9 @@ class CalibratedPredictor:
         self.device = calibration.device
         self.space = getattr(reference, "space", "mnasnet")
         self.splitter = ReferenceSplitter(calibration.op_costs, calibration.sequence_factor, reference)
-        self._ratios = np.array([calibration.model.ratios[k] for k in KINDS])
+        model = calibration.model
+        self._ratios = np.array([model.ratios[k] for k in KINDS])
+        self._per_gmac = np.array([model.per_gmac.get(k, 0.0) for k in KINDS])
         self._band = calibration.report.get("leave_one_out", {}).get("mape", 0.1)
 
     def _prediction(self, rows, overhead_ms: float):
@@ -102,13 +114,18 @@ class CalibratedPredictor:
         from latprof.predict import LayerPrediction
 
         layers, overhead = self.splitter.layers(arch)
-        rows = [LayerPrediction(name, key, float(v @ self._ratios), "calibrated") for name, key, v in layers]
+        rows = [LayerPrediction(name, key, float(v @ self._ratios + g @ self._per_gmac), "calibrated")
+                for name, key, v, g in layers]
         return self._prediction(rows, self.calibration.model.intercept_ms + overhead * self._ratios[_OTHER])
 
     def predict_many(self, archs: Sequence) -> np.ndarray:
         """Predicted latencies (ms) of many architectures."""
         intercept = self.calibration.model.intercept_ms
-        return np.array([intercept + self.splitter.kind_ms(a) @ self._ratios for a in archs], dtype=np.float64)
+        out = []
+        for arch in archs:
+            ms, gmacs = self.splitter.features(arch)
+            out.append(intercept + ms @ self._ratios + gmacs @ self._per_gmac)
+        return np.array(out, dtype=np.float64)
 
     def predict_tflite(self, path: str | Path, store=None):
         """Predict a .tflite file from its reference-device cost, measured once on the reference device."""
@@ -123,6 +140,8 @@ class CalibratedPredictor:
         finally:
             if own:
                 store.close()
-        rows = [LayerPrediction(kind, f"kind:{kind}", cost.kind_ms[kind] * self._ratios[i], "calibrated")
+        gmacs = cost.gmacs()
+        rows = [LayerPrediction(kind, f"kind:{kind}", cost.kind_ms[kind] * self._ratios[i] + gmacs[i] * self._per_gmac[i],
+                                "calibrated")
                 for i, kind in enumerate(KINDS) if kind in cost.kind_ms]
         return self._prediction(rows, self.calibration.model.intercept_ms)
