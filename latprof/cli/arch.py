@@ -12,15 +12,7 @@ from pathlib import Path
 
 import click
 
-from latprof.space import (
-    arch_to_json,
-    count_params_macs,
-    format_arch,
-    get_space,
-    parse_arch,
-    space_names,
-)
-from latprof.space._layers import named_layers
+from latprof.space import Architecture, arch_to_json, get_space, space_names
 
 
 def _get_space(name: str, depth_multiplier: float | None, resolution: int | None):
@@ -49,33 +41,41 @@ def arch() -> None:
 @arch.command("show")
 @click.argument("architecture", metavar="NAME|STRING")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def show(architecture: str, as_json: bool) -> None:
+@_space_options
+def show(architecture: str, as_json: bool, space_name: str, depth_multiplier: float, resolution: int) -> None:
     """Layers, parameters, multiply-adds, string and JSON forms of an architecture."""
-    a = parse_arch(architecture)
-    params, macs = count_params_macs(a)
+    sp = _get_space(space_name, depth_multiplier, resolution)
+    a = sp.parse(architecture)
+    params, macs = sp.count_params_macs(a)
+    generic = a if isinstance(a, Architecture) else None
     rows = []
-    for pos, layer in named_layers(a):
+    for pos, layer in sp.named_layers(a):
         rows.append({
             "position": pos, "layer": layer.describe(), "key": layer.layer_key(),
             "tflite_ops": list(layer.tflite_ops()), "params": layer.params(), "macs": layer.macs(),
         })
-    string = format_arch(a)
+    string = sp.format(a)
     if as_json:
         click.echo(json.dumps({
-            "name": a.name, "string": string, "architecture": json.loads(arch_to_json(a)),
+            "name": getattr(a, "name", None), "space": sp.name, "string": string,
+            "architecture": json.loads(arch_to_json(generic)) if generic is not None else None,
             "params": params, "macs": macs, "layers": rows,
         }, indent=2))
         return
-    title = a.name or "architecture"
-    click.echo(f"{title}: {_m(params)} parameters, {macs / 1e6:.1f}M multiply-adds at {a.resolution}x{a.resolution}, "
-               f"{len(rows)} layers ({a.num_layers} in {len(a.blocks)} blocks)")
+    if generic is not None:
+        click.echo(f"{a.name or 'architecture'}: {_m(params)} parameters, {macs / 1e6:.1f}M multiply-adds at "
+                   f"{a.resolution}x{a.resolution}, {len(rows)} layers ({a.num_layers} in {len(a.blocks)} blocks)")
+    else:
+        click.echo(f"{sp.name} architecture: {_m(params)} parameters, {macs / 1e6:.1f}M multiply-adds, "
+                   f"{len(rows)} layers")
     width = max(len(r["layer"]) for r in rows)
     click.echo(f"  {'pos':<11} {'layer':<{width}} {'params':>9} {'MACs':>11}  tflite ops")
     for r in rows:
         click.echo(f"  {r['position']:<11} {r['layer']:<{width}} {r['params']:>9,} {r['macs']:>11,}  "
                    f"{' '.join(r['tflite_ops'])}")
     click.echo(f"string: {string}")
-    click.echo(f"json:   {arch_to_json(a)}")
+    if generic is not None:
+        click.echo(f"json:   {arch_to_json(generic)}")
 
 
 @arch.command("sample")
@@ -96,16 +96,18 @@ def sample(n: int, seed: int, space_name: str, depth_multiplier: float, resoluti
 @click.argument("architecture", metavar="NAME|STRING")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .tflite file to write.")
-def export(architecture: str, output: Path) -> None:
+@_space_options
+def export(architecture: str, output: Path, space_name: str, depth_multiplier: float, resolution: int) -> None:
     """Build an architecture as a Keras model and convert it to a float32 .tflite."""
     from latprof.space import export_tflite, read_tflite_ops
     from latprof.space._build import quiet_native_stderr
 
-    a = parse_arch(architecture)
-    params, macs = count_params_macs(a)
+    sp = _get_space(space_name, depth_multiplier, resolution)
+    a = sp.parse(architecture)
+    params, macs = sp.count_params_macs(a)
     start = time.perf_counter()
     with quiet_native_stderr():
-        path = export_tflite(a, output)
+        path = export_tflite(a, output, sp)
     seconds = time.perf_counter() - start
     ops = read_tflite_ops(path)
     size = path.stat().st_size
