@@ -161,3 +161,27 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
                                     "p", *args])
     assert out.exit_code != 0
     assert message in out.output and len(out.output.strip().splitlines()) == 1
+
+
+def test_fbnet_from_published_phone_data_then_search(tmp_path):
+    """The issue's path: calibrate the Samsung A50 for FBNet from the shipped data, then search under 40 ms."""
+    db = str(tmp_path / "a50.db")
+    runner = CliRunner()
+    out = runner.invoke(main, ["--db", db, "calibrate", "--space", "fbnet", "--device", "samsung_a50", "--from",
+                               "published", "--samples", "50", "--seed", "1"])
+    assert out.exit_code == 0, out.output
+    assert "from 50 of 5000 measured architectures (random selection; prior: analytic)" in out.stdout
+    held = out.stdout.split("held out (4950 rows not fitted on): ")[1]
+    assert float(held.split("MAPE")[1].split("%")[0]) < 15.0  # real phone data: the fit generalises
+    search = runner.invoke(main, ["--db", db, "search", "--space", "fbnet", "--device", "samsung_a50", "--target-ms",
+                                  "40", "--samples", "4", "--batch-size", "4", "--controller", "random",
+                                  "--out", str(tmp_path / "s")])
+    assert search.exit_code == 0, search.output
+    assert "in the fbnet space (resolution 32)" in search.stdout
+    space = get_space("fbnet")
+    with Store(db) as store:
+        predictor = SpacePredictor(load_space_calibration("samsung_a50", "fbnet", store))
+    for row in csv.DictReader((tmp_path / "s" / "trials.csv").open()):
+        assert float(row["latency_ms"]) == pytest.approx(float(predictor.predict_many([space.parse(row["arch"])])[0]))
+        assert float(row["accuracy"]) > 0
+    assert (tmp_path / "s" / "best.tflite").stat().st_size > 0

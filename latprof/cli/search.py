@@ -127,7 +127,10 @@ def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, o
                 sys.exit(130)
             progress.finish()
             _report(result, top)
-            paths = write_outputs(result, out)
+            from latprof.space._build import quiet_native_stderr
+
+            with quiet_native_stderr():  # TensorFlow's start-up chatter while exporting best.tflite
+                paths = write_outputs(result, out)
             if verify and result.best is not None and device is not None:
                 paths["verify"] = _verify(result.best, result, device, store, out, predictor)
         finally:

@@ -96,7 +96,8 @@ class ZeroCostEstimator(AccuracyEstimator):
     def __call__(self, arch: Architecture) -> float:
         from latprof.search._naswot import naswot_score
 
-        copy = scaled_copy(_chain(arch, self.spec), resolution=self.resolution, width=self.width, num_classes=10)
+        arch = _chain(arch, self.spec)
+        copy = scaled_copy(arch, resolution=self.resolution, width=self.width, num_classes=10)
         return naswot_score(copy, self.images, seed=arch_seed(arch, self.seed))
 
     def describe(self) -> str:
@@ -125,8 +126,8 @@ class ProxyTrainEstimator(AccuracyEstimator):
         from latprof.space._build import apply_layer
         from latprof.space._layers import named_layers
 
-        copy = scaled_copy(_chain(arch, self.spec), resolution=self.resolution, width=self.width,
-                           num_classes=self.data.num_classes)
+        arch = _chain(arch, self.spec)
+        copy = scaled_copy(arch, resolution=self.resolution, width=self.width, num_classes=self.data.num_classes)
         keras.utils.set_random_seed(arch_seed(arch, self.seed))
         inp = keras.Input((self.resolution, self.resolution, 3))
         x = inp
