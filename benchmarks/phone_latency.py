@@ -117,7 +117,7 @@ def run_space(space_name: str, seeds: int, db: str | None, sizes: tuple[int, ...
     out: dict = {"space": space_name, "prior": prior.source, "devices": {}}
 
     def predict(model) -> np.ndarray:
-        weights = np.array([info[k][1] * model.key_weight(k, info[k][0]) for k in keys])
+        weights = np.array([model.layer_ms(k, info[k]) for k in keys])
         return model.intercept_ms + counts @ weights
 
     active_order = select_active(bag_list, info, max(sizes))

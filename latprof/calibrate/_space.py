@@ -6,9 +6,10 @@ when one is built for the space (``latprof build-lut --space S``), otherwise an
 analytic cost from multiply-adds, memory traffic and operator count. The
 device's latency is then modelled as
 
-    ms = b + sum over layers of prior(key) * (s + a[group(key)] + d[key])
+    ms = b + sum over layers of prior(key) * (s + a[group(key)] + d[key]) + analytic(key) * t
 
-with ``b`` and the overall ratio ``s`` free, and ridge penalties pulling the
+with ``b``, the overall ratio ``s`` and (when the prior is a table) the share
+``t`` of the analytic cost free, and ridge penalties pulling the
 per-group ratios ``a`` (a group is a layer kind: ``ir_k5_e6``, ``rcn_k3``...)
 and the per-key ratios ``d`` towards zero, i.e. towards "the device is the
 prior times a constant". Both penalty strengths are chosen by exact
@@ -31,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -48,6 +49,7 @@ SPACE_FORMAT = "latprof-space-calibrated/1"
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "device_configs" / "published"
 MIN_ROWS = 3
 _LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, np.inf)
+_OUTLIER_SIGMAS, _MAX_OUTLIER_SHARE = 5.0, 0.1
 
 # Analytic prior: a generic mobile CPU core (5 GMAC/s, 6 GB/s, 5 µs per operator). Only its
 # proportions matter: the fit rescales it.
@@ -92,11 +94,6 @@ class PriorCosts:
                 ratios = [ms / analytic_ms(LayerConfig.from_key(k)) for k, ms in table.items()]
                 return cls(dict(table), f"table:{reference}", float(np.median(ratios)))
         return cls({}, "analytic")
-
-    def cost(self, layer: LayerConfig, key: str | None = None) -> float:
-        key = key or layer.layer_key()
-        ms = self.table.get(key)
-        return ms if ms is not None else analytic_ms(layer) * self.analytic_scale
 
 
 @dataclass(frozen=True)
@@ -156,11 +153,12 @@ def read_space_rows(source: str | Path, device: str, space: SearchSpace,
 
 @dataclass
 class _Design:
-    """Per-architecture features: prior total, per-group prior sums, per-key prior sums."""
+    """Per-architecture features: prior total, analytic total, per-group prior sums, per-key prior sums."""
 
     groups: list[str]
     keys: list[str]
     total: np.ndarray  # (n,)
+    analytic: np.ndarray  # (n,)
     by_group: np.ndarray  # (n, G)
     by_key: np.ndarray  # (n, K)
 
@@ -170,32 +168,44 @@ def bags(space: SearchSpace, archs: Sequence[Any]) -> list[Counter]:
     return [Counter(layer.layer_key() for layer in space.layers(a)) for a in archs]
 
 
-def layer_info(space: SearchSpace, prior: PriorCosts, keys: set[str]) -> dict[str, tuple[str, float]]:
-    """Each layer key's group and prior cost (ms): what :func:`fit_space_model` needs besides the bags."""
+class LayerInfo(NamedTuple):
+    """What the fit knows of one layer key: its group, its prior cost and its analytic cost (ms)."""
+
+    group: str
+    cost: float
+    analytic: float
+
+
+def layer_info(space: SearchSpace, prior: PriorCosts, keys: set[str]) -> dict[str, LayerInfo]:
+    """Each layer key's :class:`LayerInfo`: what :func:`fit_space_model` needs besides the bags."""
     info = {}
     for key in keys:
         layer = LayerConfig.from_key(key)
-        info[key] = (layer_group(layer), prior.cost(layer, key))
+        analytic = analytic_ms(layer)
+        cost = prior.table.get(key)
+        info[key] = LayerInfo(layer_group(layer), analytic * prior.analytic_scale if cost is None else cost, analytic)
     return info
 
 
-def _design(bag_list: list[Counter], info: dict[str, tuple[str, float]],
+def _design(bag_list: list[Counter], info: dict[str, LayerInfo],
             groups: list[str] | None = None, keys: list[str] | None = None) -> _Design:
     keys = keys if keys is not None else sorted({k for b in bag_list for k in b})
     groups = groups if groups is not None else sorted({info[k][0] for k in keys})
     k_index, g_index = {k: i for i, k in enumerate(keys)}, {g: i for i, g in enumerate(groups)}
     n = len(bag_list)
-    total, by_group, by_key = np.zeros(n), np.zeros((n, len(groups))), np.zeros((n, len(keys)))
+    total, analytic = np.zeros(n), np.zeros(n)
+    by_group, by_key = np.zeros((n, len(groups))), np.zeros((n, len(keys)))
     for i, b in enumerate(bag_list):
         for key, count in b.items():
-            group, cost = info[key]
+            group, cost, a = info[key]
             v = count * cost
             total[i] += v
+            analytic[i] += count * a
             if group in g_index:
                 by_group[i, g_index[group]] += v
             if key in k_index:
                 by_key[i, k_index[key]] += v
-    return _Design(groups, keys, total, by_group, by_key)
+    return _Design(groups, keys, total, analytic, by_group, by_key)
 
 
 # ---------------------------------------------------------------- fitting
@@ -210,22 +220,26 @@ class SpaceModel:
     key_ratios: dict[str, float]  # d
     lambda_group: float
     lambda_key: float
-    loo: dict[str, float] = field(default_factory=dict)
+    analytic_ratio: float = 0.0  # t: device ms per analytic ms, on top of the prior's terms
+    loo: dict[str, float] = field(default_factory=dict)  # leave-one-out errors on the rows kept
+    outliers: list[int] = field(default_factory=list)  # indices of the rows dropped as wild
 
-    def key_weight(self, key: str, group: str) -> float:
-        """Device ms per prior ms for one layer key."""
-        return self.scale + self.group_ratios.get(group, 0.0) + self.key_ratios.get(key, 0.0)
+    def layer_ms(self, key: str, info: LayerInfo) -> float:
+        """The device ms one layer of ``key`` adds."""
+        ratio = self.scale + self.group_ratios.get(info.group, 0.0) + self.key_ratios.get(key, 0.0)
+        return info.cost * ratio + info.analytic * self.analytic_ratio
 
     def to_json(self) -> dict[str, Any]:
         return {"intercept_ms": self.intercept_ms, "scale": self.scale, "group_ratios": self.group_ratios,
                 "key_ratios": self.key_ratios, "lambda_group": _finite(self.lambda_group),
-                "lambda_key": _finite(self.lambda_key), "loo": self.loo}
+                "lambda_key": _finite(self.lambda_key), "analytic_ratio": self.analytic_ratio, "loo": self.loo,
+                "outliers": self.outliers}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SpaceModel":
         return cls(float(d["intercept_ms"]), float(d["scale"]), {k: float(v) for k, v in d["group_ratios"].items()},
                    {k: float(v) for k, v in d["key_ratios"].items()}, _inf(d["lambda_group"]), _inf(d["lambda_key"]),
-                   d.get("loo", {}))
+                   float(d.get("analytic_ratio", 0.0)), d.get("loo", {}), list(d.get("outliers", [])))
 
 
 def _finite(x: float) -> float | None:
@@ -277,7 +291,7 @@ def _errors(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "rmse_ms": float(np.sqrt(np.mean((pred - y) ** 2)))}
 
 
-def fit_space_model(bag_list: list[Counter], y: Sequence[float], info: dict[str, tuple[str, float]]) -> SpaceModel:
+def fit_space_model(bag_list: list[Counter], y: Sequence[float], info: dict[str, LayerInfo]) -> SpaceModel:
     """Fit :class:`SpaceModel` on measured architectures (their key bags) and latencies ``y`` (ms)."""
     y = np.asarray(y, dtype=float)
     if len(y) < MIN_ROWS:
@@ -285,30 +299,51 @@ def fit_space_model(bag_list: list[Counter], y: Sequence[float], info: dict[str,
     d = _design(bag_list, info)
     # Work in units where the typical prior total and latency are 1, so one penalty grid fits every device.
     p_unit, y_unit = float(np.mean(d.total)) or 1.0, float(np.mean(y)) or 1.0
-    M = np.column_stack([np.ones(len(y)), d.total / p_unit, d.by_group / p_unit, d.by_key / p_unit])
+    # A table prior gets the analytic cost as a second free term; an analytic prior would repeat itself.
+    two_priors = not np.allclose(d.total, d.analytic * (d.total.sum() / max(d.analytic.sum(), 1e-12)))
+    fixed = [np.ones(len(y)), d.total / p_unit] + ([d.analytic / float(np.mean(d.analytic))] if two_priors else [])
+    M = np.column_stack([*fixed, d.by_group / p_unit, d.by_key / p_unit])
     yn = y / y_unit
-    n_fixed, n_g, n_k = 2, d.by_group.shape[1], d.by_key.shape[1]
-    best = None
-    for lg in _LAMBDAS:
-        for lk in _LAMBDAS:
-            penalty = np.concatenate([np.zeros(n_fixed), np.full(n_g, lg), np.full(n_k, lk)])
-            w, loo = _ridge(M, yn, penalty)
-            err = float(np.mean(loo ** 2))
-            if best is None or err < best[0] - 1e-12:
-                best = (err, lg, lk, w, loo)
-    _, lg, lk, w, loo = best
+    n_fixed, n_g, n_k = len(fixed), d.by_group.shape[1], d.by_key.shape[1]
+
+    def select(rows: np.ndarray):
+        """The simplest penalties (largest, key level first) whose LOO error is within one standard error
+        of the best: with few noisy rows the minimum itself is noisy (the one-standard-error rule)."""
+        fits = []
+        for lg in _LAMBDAS:
+            for lk in _LAMBDAS:
+                penalty = np.concatenate([np.zeros(n_fixed), np.full(n_g, lg), np.full(n_k, lk)])
+                w, loo = _ridge(M[rows], yn[rows], penalty)
+                sq = loo ** 2
+                fits.append((float(sq.mean()), float(sq.std() / np.sqrt(len(sq))), lg, lk, w, loo))
+        err, se, *_ = min(fits, key=lambda f: f[0])
+        simplest = max((f for f in fits if f[0] <= err + se), key=lambda f: (f[3], f[2]))
+        return simplest[0], *simplest[2:]
+
+    inliers = np.ones(len(y), dtype=bool)
+    _, lg, lk, w, loo = select(inliers)
+    # A measurement the model misses by far more than it misses the others (a busy phone, a typo) is dropped
+    # once and the fit repeated: robust to the few wild rows real device data has.
+    scale = 1.4826 * float(np.median(np.abs(loo)))
+    wild = np.abs(loo) > _OUTLIER_SIGMAS * max(scale, 1e-12)
+    if wild.any() and wild.sum() <= _MAX_OUTLIER_SHARE * len(y) and len(y) - wild.sum() >= MIN_ROWS:
+        inliers = ~wild
+        _, lg, lk, w, loo = select(inliers)
     ratio = y_unit / p_unit  # a coefficient on a prior column, in device ms per prior ms
     return SpaceModel(
         intercept_ms=float(w[0] * y_unit), scale=float(w[1] * ratio),
-        group_ratios={g: float(v * ratio) for g, v in zip(d.groups, w[2:2 + n_g]) if v != 0},
-        key_ratios={k: float(v * ratio) for k, v in zip(d.keys, w[2 + n_g:]) if v != 0},
-        lambda_group=lg, lambda_key=lk, loo=_errors(y - loo * y_unit, y),
+        group_ratios={g: float(v * ratio) for g, v in zip(d.groups, w[n_fixed:n_fixed + n_g]) if v != 0},
+        key_ratios={k: float(v * ratio) for k, v in zip(d.keys, w[n_fixed + n_g:]) if v != 0},
+        lambda_group=lg, lambda_key=lk,
+        analytic_ratio=float(w[2] * y_unit / float(np.mean(d.analytic))) if two_priors else 0.0,
+        loo=_errors(y[inliers] - loo * y_unit, y[inliers]),
+        outliers=[int(i) for i in np.flatnonzero(~inliers)],
     )
 
 
-def predict_bags(model: SpaceModel, bag_list: list[Counter], info: dict[str, tuple[str, float]]) -> np.ndarray:
+def predict_bags(model: SpaceModel, bag_list: list[Counter], info: dict[str, LayerInfo]) -> np.ndarray:
     """Predicted latencies (ms) of architectures given as key bags."""
-    weight = {k: g_c[1] * model.key_weight(k, g_c[0]) for k, g_c in info.items()}
+    weight = {k: model.layer_ms(k, i) for k, i in info.items()}
     return np.array([model.intercept_ms + sum(n * weight[k] for k, n in b.items()) for b in bag_list])
 
 
@@ -319,7 +354,7 @@ def select_random(n_candidates: int, samples: int, seed: int = 0) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_candidates), min(samples, n_candidates)))
 
 
-def select_active(bag_list: list[Counter], info: dict[str, tuple[str, float]], samples: int,
+def select_active(bag_list: list[Counter], info: dict[str, LayerInfo], samples: int,
                   ridge: float = 1e-2) -> list[int]:
     """Greedy D-optimal picks over group-level features (no latencies needed); see the module docstring."""
     d = _design(bag_list, info)
@@ -403,12 +438,13 @@ def calibrate_space(device: str, space: SearchSpace, rows: list[SpaceRow], store
     model = fit_space_model([bag_list[i] for i in chosen], y[chosen], info)
     report: dict[str, Any] = {"rows": len(rows), "fitted_on": len(chosen), "select": select, "seed": seed,
                               "prior": prior.source, "leave_one_out": model.loo,
+                              "outliers": [rows[chosen[i]].arch for i in model.outliers],
                               "fitted_archs": [rows[i].arch for i in chosen]}
     held = np.setdiff1d(np.arange(len(rows)), chosen)
     if len(held):
         report["held_out"] = ranking_report(predict_bags(model, [bag_list[i] for i in held], info), y[held])
-    weights = {k: cost * model.key_weight(k, group) for k, (group, cost) in info.items()}
-    fallback = prior.analytic_scale * model.scale
+    weights = {k: model.layer_ms(k, i) for k, i in info.items()}
+    fallback = prior.analytic_scale * model.scale + model.analytic_ratio
     result = SpaceCalibration(device, space.name, space.params(), prior.source, model, weights, fallback, report)
     with store.connection:
         store.connection.execute(

@@ -76,6 +76,9 @@ def _calibrate_space(space, store, source, device, samples, select, seed, refere
         click.echo("  ratio by layer kind (shared ratio + correction):")
         for group, a in sorted(model.group_ratios.items()):
             click.echo(f"    {group:<16} {model.scale + a:7.3f}")
+    if report["outliers"]:
+        click.echo(f"  dropped {len(report['outliers'])} wild row(s) the model misses by over 5 robust sigmas: "
+                   + ", ".join(report["outliers"][:3]) + (" ..." if len(report["outliers"]) > 3 else ""))
     loo = report["leave_one_out"]
     click.echo(f"  leave-one-out: MAPE {_pct(loo['mape'])}  within 10% {_pct(loo['within_10'])}")
     if "held_out" in report:

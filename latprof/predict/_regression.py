@@ -16,31 +16,27 @@ Two parts, both fitted on the device's table:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
 
-from latprof.errors import PredictorError
+from latprof.errors import ArchitectureError, PredictorError
 from latprof.predict._features import GROUPS, N_FEATURES, OpDesc, layer_ops, layer_vector
 from latprof.space import LayerConfig
 
 __all__ = ["parse_layer_key", "CostModel", "Siblings", "fit_cost_model", "design_matrix"]
 
-_KEY = re.compile(r"^(cn|ds|ir|fc)_k(\d+)_s(\d+)_e(\d+)_i(\d+)_o(\d+)_se([0-9.e+-]+)_(id|pool|none)_(relu6|relu|none)"
-                  r"_r(\d+)$")
 _K_NEAREST = 4
 
 
 def parse_layer_key(key: str) -> LayerConfig:
     """Inverse of :meth:`LayerConfig.layer_key`."""
-    m = _KEY.match(key)
-    if not m:
+    try:
+        return LayerConfig.from_key(key)
+    except ArchitectureError:
         raise PredictorError(f"{key!r} is not a layer key like ir_k3_s2_e6_i16_o24_se0_none_relu_r112; "
-                             "rebuild the table with `latprof build-lut`")
-    op, k, s, e, i, o, se, skip, act, r = m.groups()
-    return LayerConfig(op, int(k), int(s), int(e), float(se), skip, int(i), int(o), int(r), act)
+                             "rebuild the table with `latprof build-lut`") from None
 
 
 @dataclass(frozen=True)
