@@ -43,7 +43,7 @@ def _truth(space, archs, seed: int = 0, noise: float = 0.0):
 @pytest.fixture(scope="module")
 def population():
     archs = [SPACE.sample(random.Random(i)) for i in range(400)]
-    return archs, bags(SPACE, archs), _truth(SPACE, archs)
+    return archs, bags(SPACE, archs), _truth(SPACE, archs, noise=0.02)
 
 
 def test_fit_learns_per_kind_ratios_from_measurements(population):
@@ -86,9 +86,9 @@ def test_active_selection_is_distinct_deterministic_and_beats_random_picks(popul
         model = fit_space_model([bag_list[i] for i in picks], y[picks], info)
         return ranking_report(predict_bags(model, [bag_list[i] for i in test], info), y[test])["mape"]
 
-    picks = select_active([bag_list[i] for i in pool], info, 12)
-    assert len(set(picks)) == 12 and picks == select_active([bag_list[i] for i in pool], info, 12)
-    random_mapes = [held_out_mape(np.array(select_random(len(pool), 12, seed))) for seed in range(5)]
+    picks = select_active([bag_list[i] for i in pool], info, 30)
+    assert len(set(picks)) == 30 and picks == select_active([bag_list[i] for i in pool], info, 30)
+    random_mapes = [held_out_mape(np.array(select_random(len(pool), 30, seed))) for seed in range(5)]
     assert held_out_mape(np.array(picks)) < np.mean(random_mapes)
 
 
