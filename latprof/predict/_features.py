@@ -101,6 +101,8 @@ def layer_ops(layer: LayerConfig) -> list[OpDesc]:
                 OpDesc("FULLY_CONNECTED", in_elems=cin, out_elems=cout, weight_elems=cin * cout + cout,
                        macs=cin * cout),
                 OpDesc("SOFTMAX", in_elems=cout, out_elems=cout)]
+    if layer.op in ("relu", "pool", "add", "bnrelu", "res"):
+        return _cell_layer_ops(layer, hw_in, hw_out, cin, cout)
     ops: list[OpDesc] = []
     mid = layer.mid_channels
     k, s = layer.kernel, layer.stride
@@ -132,6 +134,27 @@ def layer_ops(layer: LayerConfig) -> list[OpDesc]:
             ops.append(OpDesc("RESHAPE", in_elems=cout, out_elems=cout))
         ops.append(OpDesc("ADD", in_elems=2 * hw_out * cout, out_elems=hw_out * cout, out_spatial=hw_out))
     return ops
+
+
+def _elementwise(kind: str, elems: int, operands: int, spatial: int) -> OpDesc:
+    return OpDesc(kind, in_elems=operands * elems, out_elems=elems, out_spatial=spatial)
+
+
+def _cell_layer_ops(layer: LayerConfig, hw_in: int, hw_out: int, cin: int, cout: int) -> list[OpDesc]:
+    """The operators of a NAS-Bench-201 cell piece (see :mod:`latprof.space._layers`)."""
+    if layer.op == "relu":
+        return [_elementwise("RELU", hw_out * cout, 1, hw_out)]
+    if layer.op == "pool":
+        return [OpDesc("AVERAGE_POOL_2D", 3, 1, hw_in * cin, hw_out * cout, out_spatial=hw_out)]
+    if layer.op == "add":
+        return [_elementwise("ADD", hw_out * cout, 2, hw_out)]
+    if layer.op == "bnrelu":
+        return [_elementwise("MUL", hw_out * cout, 1, hw_out)]
+    s = layer.stride  # "res"
+    return [_elementwise("RELU", hw_in * cin, 1, hw_in), _conv("CONV_2D", hw_in, hw_out, cin, cout, 3, s),
+            _conv("CONV_2D", hw_out, hw_out, cout, cout, 3, 1),
+            OpDesc("AVERAGE_POOL_2D", 2, s, hw_in * cin, hw_out * cin, out_spatial=hw_out),
+            _conv("CONV_2D", hw_out, hw_out, cin, cout, 1, 1), _elementwise("ADD", hw_out * cout, 2, hw_out)]
 
 
 def tflite_op_desc(op: TFLiteOp) -> OpDesc:

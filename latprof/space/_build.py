@@ -70,7 +70,7 @@ def _conv_bn(L, x, filters, kernel, stride, name, activation=None, depthwise=Fal
     else:
         x = L.Conv2D(filters, kernel, strides=stride, padding="same", groups=groups, use_bias=False, name=name)(x)
     x = L.BatchNormalization(epsilon=_BN_EPS, momentum=_BN_MOMENTUM, name=name + "_bn")(x)
-    if activation is not None:
+    if activation not in (None, "none"):
         x = _act(L, activation, name + "_act")(x)
     return x
 
@@ -91,6 +91,8 @@ def apply_layer(x, layer: LayerConfig, name: str):
         # A random (not zero) bias, as in a trained model: the converter drops an all-zero FC bias.
         x = L.Dense(layer.out_channels, bias_initializer="random_normal", name=name + "_fc")(x)
         return L.Softmax(name=name + "_softmax")(x)
+    if layer.op in ("relu", "pool", "add", "bnrelu", "res"):
+        return apply_cell_layer(x, layer, name)
     inp = x
     act = layer.activation
     if layer.op == "cn":
@@ -116,6 +118,30 @@ def apply_layer(x, layer: LayerConfig, name: str):
             sc = L.Conv2D(layer.out_channels, 1, name=name + "_skip_proj")(sc)
         x = L.Add(name=name + "_add")([x, sc])
     return x
+
+
+def apply_cell_layer(x, layer: LayerConfig, name: str, other=None):
+    """A NAS-Bench-201 piece after ``x`` (the ReLU of its ``ReLUConvBN``, ``POOLING``, ``ResNetBasicblock``,
+    node sums and ``lastact``); ``other``: an ``add``'s second operand (default ``x`` itself, as in a single-layer model)."""
+    keras = _keras()
+    L = keras.layers
+    c = layer.out_channels
+    if layer.op == "relu":
+        return L.ReLU(name=name + "_relu")(x)
+    if layer.op == "pool":
+        return L.AveragePooling2D(3, strides=1, padding="same", name=name + "_pool")(x)
+    if layer.op == "add":
+        return L.Add(name=name + "_add")([x, x if other is None else other])
+    if layer.op == "bnrelu":
+        x = L.BatchNormalization(epsilon=_BN_EPS, momentum=_BN_MOMENTUM, name=name + "_bn")(x)
+        return L.ReLU(name=name + "_relu")(x)
+    inp = x  # "res"
+    x = L.ReLU(name=name + "_relu")(x)
+    x = _conv_bn(L, x, c, 3, layer.stride, name + "_conv_a", "relu")
+    x = _conv_bn(L, x, c, 3, 1, name + "_conv_b")
+    sc = L.AveragePooling2D(layer.stride, strides=layer.stride, padding="valid", name=name + "_down_pool")(inp)
+    sc = L.Conv2D(c, 1, use_bias=False, name=name + "_down_conv")(sc)
+    return L.Add(name=name + "_add")([sc, x])
 
 
 def build_keras_model(arch: Architecture | LayerConfig, name: str | None = None):

@@ -140,18 +140,25 @@ class _Graph:
         shape = (n, 1, 1, c) if keep_dims else (n, c)
         return self._op("MEAN", [x, axes], shape, name, "ReducerOptions", keepDims=keep_dims)
 
-    def elementwise(self, kind: str, a: int, b: int, name: str) -> int:
+    def float_const(self, values: np.ndarray, name: str) -> int:
+        return self._tensor(values.shape, name, np.asarray(values, dtype=np.float32))
+
+    def elementwise(self, kind: str, a: int, b: int, name: str, act: str = "none") -> int:
         options = "AddOptions" if kind == "ADD" else "MulOptions"
-        return self._op(kind, [a, b], self.shapes[a], name, options, fusedActivationFunction=_act(self.s, "none"))
+        return self._op(kind, [a, b], self.shapes[a], name, options, fusedActivationFunction=_act(self.s, act))
+
+    def relu(self, x: int, name: str) -> int:
+        return self._op("RELU", [x], self.shapes[x], name)
 
     def logistic(self, x: int, name: str) -> int:
         return self._op("LOGISTIC", [x], self.shapes[x], name)
 
-    def avg_pool(self, x: int, stride: int, name: str) -> int:
+    def avg_pool(self, x: int, stride: int, name: str, size: int = 3, padding: str = "SAME") -> int:
         n, h, w, c = self.shapes[x]
-        return self._op("AVERAGE_POOL_2D", [x], (n, _out(h, stride), _out(w, stride), c), name, "Pool2DOptions",
-                        padding=_padding(self.s, "SAME"), strideW=stride, strideH=stride, filterWidth=3,
-                        filterHeight=3, fusedActivationFunction=_act(self.s, "none"))
+        oh, ow = _out(h, stride, padding, size), _out(w, stride, padding, size)
+        return self._op("AVERAGE_POOL_2D", [x], (n, oh, ow, c), name, "Pool2DOptions",
+                        padding=_padding(self.s, padding), strideW=stride, strideH=stride, filterWidth=size,
+                        filterHeight=size, fusedActivationFunction=_act(self.s, "none"))
 
     def fully_connected(self, x: int, cout: int, name: str) -> int:
         n, cin = self.shapes[x]
@@ -192,6 +199,8 @@ class _Graph:
             x = self.mean(x, False, name + "/pool")
             x = self.fully_connected(x, layer.out_channels, name + "/fc")
             return self.softmax(x, name + "/softmax")
+        if layer.op in ("relu", "pool", "add", "bnrelu", "res"):
+            return self.cell_layer(x, layer, name)
         inp, act = x, layer.activation
         if layer.op == "cn":
             x = self.conv(x, layer.out_channels, layer.kernel, layer.stride, act, name + "/conv")
@@ -220,6 +229,28 @@ class _Graph:
         if one_by_one:
             sc = self.reshape_to_vector(sc, name + "/squeeze")
         return self.elementwise("ADD", x, sc, name + "/add")
+
+    def cell_layer(self, x: int, layer: LayerConfig, name: str, other: int | None = None) -> int:
+        """A NAS-Bench-201 piece after ``x`` (mirrors ``_build.apply_cell_layer``); ``other``: an ``add``'s second
+        operand (default ``x`` itself, as in a single-layer model)."""
+        c = layer.out_channels
+        if layer.op == "relu":
+            return self.relu(x, name + "/relu")
+        if layer.op == "pool":
+            return self.avg_pool(x, 1, name + "/pool")
+        if layer.op == "add":
+            return self.elementwise("ADD", x, x if other is None else other, name + "/add")
+        if layer.op == "bnrelu":
+            scale = self.float_const(1.0 + 0.1 * self.rng.standard_normal(c, dtype=np.float32), name + "/scale")
+            return self.elementwise("MUL", x, scale, name + "/bn_mul", act="relu")
+        # "res": ResNet basic block with a pooled 1x1-conv shortcut
+        inp = x
+        x = self.relu(x, name + "/relu")
+        x = self.conv(x, c, 3, layer.stride, "relu", name + "/conv_a")
+        x = self.conv(x, c, 3, 1, "none", name + "/conv_b")
+        sc = self.avg_pool(inp, layer.stride, name + "/down_pool", size=layer.stride, padding="VALID")
+        sc = self.conv(sc, c, 1, 1, "none", name + "/down_conv", padding="VALID")
+        return self.elementwise("ADD", sc, x, name + "/add")
 
     def finish(self, inputs: list[int], outputs: list[int], description: str) -> bytes:
         import flatbuffers

@@ -16,6 +16,15 @@ height = width of the layer; ``_g{groups}`` only for an ``ir`` layer whose 1x1
 convs are grouped, with a channel shuffle after the first, as in FBNet). Two
 layers with equal keys compile to the same TFLite operators with the same shapes.
 
+Ops: ``cn`` (conv), ``ds`` (depthwise-separable), ``ir`` (inverted residual),
+``fc`` (classifier), and the cell-space pieces of NAS-Bench-201: ``relu`` (a
+ReLU that no conv absorbs), ``pool`` (3x3 average pooling, stride 1), ``add``
+(one binary addition of two feature maps), ``res`` (the ResNet basic reduction
+block: ReLU -> 3x3 conv with the stride -> ReLU -> 3x3 conv, plus a 2x2
+average-pool + 1x1 conv shortcut, added) and ``bnrelu`` (a BatchNorm + ReLU
+that follows no conv: the converter folds the shift upstream and leaves a
+per-channel MUL with the ReLU fused).
+
 Counting convention (:meth:`LayerConfig.params`, :meth:`LayerConfig.macs`):
 parameters after BatchNorm folding, i.e. conv/FC weights plus one bias per
 output channel (exactly the constant tensors of the converted .tflite);
@@ -31,7 +40,9 @@ from dataclasses import dataclass
 from latprof.errors import ArchitectureError
 from latprof.space._arch import Architecture
 
-LAYER_OPS = ("cn", "ds", "ir", "fc")
+LAYER_OPS = ("cn", "ds", "ir", "fc", "relu", "pool", "add", "res", "bnrelu")
+# Ops whose every field but the channels and resolution is fixed.
+_PLAIN_OPS = {"relu": 1, "add": 1, "bnrelu": 1, "pool": 3}
 _KEY = re.compile(
     r"^(?P<op>[a-z]+)_k(?P<k>\d+)_s(?P<s>\d+)_e(?P<e>\d+)_i(?P<i>\d+)_o(?P<o>\d+)_se(?P<se>[0-9.e+-]+)"
     r"_(?P<skip>id|pool|none)_(?P<act>relu|relu6|none)_r(?P<r>\d+)(?:_g(?P<g>\d+))?$"
@@ -46,7 +57,7 @@ def _out_size(size: int, stride: int) -> int:
 class LayerConfig:
     """One layer of a network, with everything that determines its latency."""
 
-    op: str  # "cn" | "ds" | "ir" | "fc" (fc: global average pool + fully connected + softmax)
+    op: str  # one of LAYER_OPS (fc: global average pool + fully connected + softmax)
     kernel: int
     stride: int
     expansion: int
@@ -72,6 +83,18 @@ class LayerConfig:
             for name, value in (("kernel", 1), ("stride", 1), ("se_ratio", 0.0), ("skip", "none"),
                                 ("activation", "none")):
                 object.__setattr__(self, name, value)
+        if self.op in _PLAIN_OPS or self.op == "res":
+            object.__setattr__(self, "se_ratio", 0.0)
+            object.__setattr__(self, "skip", "none")
+            object.__setattr__(self, "activation", "none")
+        if self.op in _PLAIN_OPS:
+            object.__setattr__(self, "kernel", _PLAIN_OPS[self.op])
+            object.__setattr__(self, "stride", 1)
+            if self.in_channels != self.out_channels:
+                raise ArchitectureError(f"a {self.op!r} layer keeps its channels; got {self.in_channels} -> "
+                                        f"{self.out_channels}")
+        if self.op == "res":
+            object.__setattr__(self, "kernel", 3)
         object.__setattr__(self, "se_ratio", float(self.se_ratio))
         if self.skip == "id" and not (self.stride == 1 and self.in_channels == self.out_channels):
             object.__setattr__(self, "skip", "none")
@@ -132,6 +155,8 @@ class LayerConfig:
         path's; the ADD is always last. Checked
         against converted models in tests/test_space_build.py.
         """
+        if self.op in _CELL_OPS:
+            return _CELL_OPS[self.op]
         if self.op == "fc":
             return ("MEAN", "FULLY_CONNECTED", "SOFTMAX")
         # On a 1x1 feature map the converter drops the SE's MEAN (a no-op) and feeds
@@ -174,6 +199,13 @@ class LayerConfig:
         hw_out = self.out_resolution * self.out_resolution
         if self.op == "fc":
             return [(cin * cout + cout, cin * cout)]
+        if self.op == "res":
+            return [(9 * cin * cout + cout, hw_out * 9 * cin * cout), (9 * cout * cout + cout, hw_out * 9 * cout * cout),
+                    (cin * cout + cout, hw_out * cin * cout)]
+        if self.op == "bnrelu":
+            return [(cout, 0)]
+        if self.op in _PLAIN_OPS:
+            return []
         parts = []
         mid = self.mid_channels
         if self.op == "cn":
@@ -195,6 +227,10 @@ class LayerConfig:
         """A short human-readable description, e.g. ``ir e6 k3 s2 SE0.25 16->24 @112``."""
         if self.op == "fc":
             return f"pool+fc {self.in_channels}->{self.out_channels} @{self.resolution}"
+        if self.op in _CELL_OPS:
+            what = {"relu": "relu", "pool": "avgpool k3", "add": "add",
+                    "res": f"resblock s{self.stride}", "bnrelu": "bn+relu"}[self.op]
+            return f"{what} {self.in_channels}->{self.out_channels} @{self.resolution}"
         bits = [self.op + (f" e{self.expansion}" if self.op == "ir" else ""), f"k{self.kernel}", f"s{self.stride}"]
         if self.groups > 1:
             bits.append(f"g{self.groups}+shuffle")
@@ -203,6 +239,15 @@ class LayerConfig:
         if self.skip != "none":
             bits.append(f"skip={self.skip}")
         return f"{' '.join(bits)} {self.in_channels}->{self.out_channels} @{self.resolution}"
+
+
+_CELL_OPS = {
+    "relu": ("RELU",),
+    "pool": ("AVERAGE_POOL_2D",),
+    "add": ("ADD",),
+    "res": ("RELU", "CONV_2D", "CONV_2D", "AVERAGE_POOL_2D", "CONV_2D", "ADD"),
+    "bnrelu": ("MUL",),
+}
 
 
 def arch_layers(arch: Architecture) -> list[LayerConfig]:
