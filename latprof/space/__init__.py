@@ -10,7 +10,7 @@
   :func:`arch_layers` lists an architecture's layers in run order.
 * :func:`count_params_macs`: parameters and multiply-adds without building.
 * :class:`SearchSpace`, :class:`MnasNetSpace`, :class:`FBNetSpace` (architectures
-  :class:`FBNetArch`), :func:`get_space`: spaces, sampling, mutation, token
+  :class:`FBNetArch`), :class:`NASBench201Space` (:class:`NASBench201Arch`), :func:`get_space`: spaces, sampling, mutation, token
   sequences, size and unique layer configurations.
 * :func:`build_keras_model`, :func:`export_tflite`, :func:`export_many`, :func:`keras_to_tflite`
   (import TensorFlow on first use) and :func:`read_tflite_ops` (reads any
@@ -22,6 +22,7 @@ from latprof.space._base import Decision, SearchSpace, get_space, register_space
 from latprof.space._layers import LayerConfig, arch_layers, count_params_macs
 from latprof.space._fbnet import FBNetArch, FBNetSpace
 from latprof.space._mnasnet import MnasNetSpace
+from latprof.space._nasbench201 import NASBench201Arch, NASBench201Space
 from latprof.space._references import REFERENCES, parse_arch
 from latprof.space._tflite import TFLiteOp, TFLiteTensor, read_tflite_ops, tflite_params_macs
 
@@ -82,6 +83,8 @@ __all__ = [
     "MnasNetSpace",
     "FBNetSpace",
     "FBNetArch",
+    "NASBench201Space",
+    "NASBench201Arch",
     "get_space",
     "register_space",
     "space_names",

@@ -41,6 +41,11 @@ class SearchSpace(ABC, Generic[A]):
 
     name: str = ""
 
+    @property
+    def family(self) -> str:
+        """The space this is a form of (its published data's name); the space's own name unless it has forms."""
+        return self.name
+
     # ------------------------------------------------------------ abstract
 
     @abstractmethod
