@@ -184,3 +184,16 @@ def test_bad_estimator_names_are_refused_with_the_fix(tmp_path, monkeypatch, spe
 def test_data_folder_only_goes_with_proxy_training(tmp_path):
     with pytest.raises(EstimatorError, match="only used by --accuracy proxy-train"):
         make_estimator("zero-cost", data=tmp_path)
+
+
+def test_zero_cost_estimator_scores_nasbench201_cells_by_their_graph():
+    nb = get_space("nasbench201")
+    estimator = ZeroCostEstimator(batch_size=16)
+    convs = nb.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    skips = nb.parse("|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|")
+    score = estimator(convs)
+    assert np.isfinite(score) and score == estimator(convs)  # the same candidate always gets the same weights
+    # A cell of identities has only the stem, the reduction blocks and the head to separate the images.
+    assert score > estimator(skips)
+    with pytest.raises(EstimatorError, match="32x32"):
+        ZeroCostEstimator(batch_size=4, resolution=64)(convs)

@@ -15,6 +15,7 @@ from latprof.search._controllers import CONTROLLER_NAMES
 from latprof.search._reward import REWARD_MODES
 from latprof.search._runner import LATENCY_SOURCES, SearchConfig
 from latprof.search._trials import value
+from latprof.space import space_names
 
 if TYPE_CHECKING:
     from latprof.devices import Device
@@ -65,7 +66,7 @@ def _source_note(ctx: click.Context, name: str) -> str:
 @click.option("--device", "device_name", default=_DEFAULTS["device"], show_default=True,
               help="Device whose predictor (or, with --latency measure, which device) gives latencies.")
 @click.option("--space", "space_name", default=_DEFAULTS["space"], show_default=True,
-              help="Search space (`latprof space list`).")
+              help="Search space: " + ", ".join(space_names()) + " (`latprof space show --space S`).")
 @click.option("--resolution", type=int, help="Input resolution of the space (default: the predictor's, else the "
               "space's).")
 @click.option("--samples", type=int, default=_DEFAULTS["samples"], show_default=True,

@@ -25,7 +25,7 @@ from typing import Any
 
 from latprof.errors import EstimatorError
 from latprof.search._data import ImageData, load_image_folder, shapes10
-from latprof.space import Architecture, format_arch
+from latprof.space import Architecture, NASBench201Arch, format_arch, get_space
 
 __all__ = [
     "AccuracyEstimator",
@@ -53,9 +53,10 @@ def scaled_copy(arch: Architecture, *, resolution: int, width: float, num_classe
                    head_filters=f(arch.head_filters), num_classes=num_classes, name=None)
 
 
-def arch_seed(arch: Architecture, seed: int) -> int:
+def arch_seed(arch: Any, seed: int) -> int:
     """A 32-bit seed from the architecture string and ``seed``: the same candidate always gets the same weights."""
-    digest = hashlib.sha256(f"{seed}:{format_arch(arch)}".encode()).digest()
+    text = format_arch(arch) if isinstance(arch, Architecture) else str(arch)
+    digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
 
@@ -64,7 +65,8 @@ def _chain(arch: Any, spec: str) -> Architecture:
     if hasattr(arch, "architecture"):  # e.g. an FBNet architecture: its generic form
         arch = arch.architecture()
     if not isinstance(arch, Architecture):
-        raise EstimatorError(f"--accuracy {spec} builds chain networks (spaces mnasnet, fbnet), not a "
+        raise EstimatorError(f"--accuracy {spec} builds chain networks (spaces mnasnet, fbnet; zero-cost also "
+                             f"nasbench201), not a "
                              f"{type(arch).__name__}; pass --accuracy python:MODULE:FUNCTION for this space")
     return arch
 
@@ -94,8 +96,14 @@ class ZeroCostEstimator(AccuracyEstimator):
         self.images = shapes10(resolution, train=batch_size, test=0, seed=seed).x_train
 
     def __call__(self, arch: Architecture) -> float:
-        from latprof.search._naswot import naswot_score
+        from latprof.search._naswot import naswot_program_score, naswot_score
 
+        if isinstance(arch, NASBench201Arch):  # a cell network at its own size (C=16, 32x32), as NASWOT scored it
+            if self.resolution != 32:
+                raise EstimatorError(f"NAS-Bench-201 networks take 32x32 images; drop the zero-cost resolution "
+                                     f"{self.resolution}")
+            steps, _ = get_space("nasbench201").program(arch)
+            return naswot_program_score(steps, self.images, seed=arch_seed(arch, self.seed))
         arch = _chain(arch, self.spec)
         copy = scaled_copy(arch, resolution=self.resolution, width=self.width, num_classes=10)
         return naswot_score(copy, self.images, seed=arch_seed(arch, self.seed))

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from latprof.space import Architecture, LayerConfig, arch_layers
 
-__all__ = ["naswot_score"]
+__all__ = ["naswot_score", "naswot_program_score"]
 
 _BN_EPS = 1e-3
 
@@ -141,8 +141,11 @@ class _Forward:
 
     def layer(self, x: np.ndarray, layer: LayerConfig) -> np.ndarray:
         inp = x
+        if layer.op in ("relu", "pool", "bnrelu", "res"):
+            return self.cell_layer(x, layer)
         if layer.op == "cn":
-            x = self.relu(self.batch_norm(self.conv(x, layer.out_channels, layer.kernel, layer.stride)))
+            x = self.batch_norm(self.conv(x, layer.out_channels, layer.kernel, layer.stride))
+            x = x if layer.activation == "none" else self.relu(x)
         else:
             if layer.op == "ir":
                 x = self.relu(self.batch_norm(self.grouped_pointwise(x, layer.mid_channels, layer.groups)))
@@ -161,6 +164,36 @@ class _Forward:
                 shortcut = self.conv(shortcut, layer.out_channels, 1, 1)
             x = x + shortcut
         return x
+
+    def cell_layer(self, x: np.ndarray, layer: LayerConfig) -> np.ndarray:
+        """The NAS-Bench-201 pieces (``add`` takes two inputs and is done by the caller)."""
+        if layer.op == "relu":
+            return self.relu(x)
+        if layer.op == "pool":
+            return self.avg_pool(x, 1)
+        if layer.op == "bnrelu":
+            return self.relu(self.batch_norm(x))
+        c, s = layer.out_channels, layer.stride  # "res"
+        y = self.relu(self.batch_norm(self.conv(self.relu(x), c, 3, s)))
+        y = self.batch_norm(self.conv(y, c, 3, 1))
+        n, h, w, cin = x.shape
+        pooled = x[:, :h - h % s, :w - w % s].reshape(n, h // s, s, w // s, s, cin).mean(axis=(2, 4))
+        return y + self.conv(pooled, c, 1, 1)
+
+
+def naswot_program_score(steps: list, images: np.ndarray, seed: int = 0) -> float:
+    """NASWOT score of a network given as a NAS-Bench-201 program (:meth:`NASBench201Space.program` steps)."""
+    forward = _Forward(images.shape[0], np.random.default_rng(seed))
+    values = {0: images.astype(np.float32)}
+    for step in steps:
+        if step.layer is None:
+            values[step.out] = np.zeros((images.shape[0], *step.shape), np.float32)
+        elif step.layer.op == "add":
+            values[step.out] = values[step.src] + values[step.other]
+        elif step.layer.op != "fc":
+            values[step.out] = forward.layer(values[step.src], step.layer)
+    sign, logdet = np.linalg.slogdet(forward.kernel)
+    return float(logdet) if sign != 0 else float("-inf")
 
 
 def naswot_score(arch: Architecture, images: np.ndarray, seed: int = 0) -> float:
