@@ -118,7 +118,7 @@ def read_space_rows(source: str | Path, device: str, space: SearchSpace,
     ``device_configs/published/<space>_latency.csv``, column ``<device>_ms``.
     """
     published = str(source) == "published"
-    path = _published_file(space.name) if published else Path(source)
+    path = _published_file(space.family) if published else Path(source)
     if not path.is_file():
         if published:
             raise ParseError(f"no published latencies ship for space {space.name}; pass a CSV with arch,latency_ms")
@@ -294,6 +294,11 @@ def _errors(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 def fit_space_model(bag_list: list[Counter], y: Sequence[float], info: dict[str, LayerInfo]) -> SpaceModel:
     """Fit :class:`SpaceModel` on measured architectures (their key bags) and latencies ``y`` (ms)."""
     y = np.asarray(y, dtype=float)
+    # An architecture in which nothing runs (e.g. a disconnected NAS-Bench-201 cell, pruned) says nothing about
+    # layer costs, and its near-zero time would pull the intercept and the penalty choice away from the rest.
+    runs = np.array([bool(b) for b in bag_list])
+    if not runs.all() and runs.sum() >= MIN_ROWS:
+        bag_list, y = [b for b, r in zip(bag_list, runs) if r], y[runs]
     if len(y) < MIN_ROWS:
         raise PredictorError(f"{len(y)} measured architectures are too few; measure at least {MIN_ROWS}")
     d = _design(bag_list, info)
