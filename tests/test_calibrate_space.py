@@ -70,6 +70,17 @@ def test_ten_samples_already_rank_well_and_leave_one_out_is_reported(population)
     assert set(model.loo) >= {"mape", "within_10", "rmse_ms"} and model.loo["mape"] > 0
 
 
+def test_architectures_that_run_nothing_do_not_bend_the_fit(population):
+    from collections import Counter
+
+    archs, bag_list, y = population
+    info = layer_info(SPACE, PriorCosts({}, "analytic"), {k for b in bag_list for k in b})
+    clean = fit_space_model(bag_list[:40], y[:40], info)
+    # e.g. disconnected NAS-Bench-201 cells in the pruned form: nothing runs, the phone times ~0 ms
+    mixed = fit_space_model(bag_list[:40] + [Counter()] * 3, np.r_[y[:40], [0.005, 0.004, 0.006]], info)
+    assert mixed.to_json() == clean.to_json()
+
+
 def test_too_few_rows_is_a_clear_error(population):
     _, bag_list, y = population
     info = layer_info(SPACE, PriorCosts({}, "analytic"), {k for b in bag_list[:2] for k in b})
