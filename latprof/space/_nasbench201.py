@@ -152,9 +152,8 @@ class _Program:
         self.steps: list[Step] = []
 
     def emit(self, name: str, layer: LayerConfig, src: int | None, other: int | None = None) -> int:
+        """Append ``layer`` reading ``src`` (None: a zero map); return the value it makes."""
         src = self.zeros(layer.resolution, layer.in_channels) if src is None else src
-        if layer.op == "add" and other is None:
-            other = self.zeros(layer.resolution, layer.out_channels)
         self.steps.append(Step(name, layer, src, other, len(self.steps) + 1))
         return len(self.steps)
 
@@ -167,12 +166,14 @@ class _Program:
         nodes: dict[int, int | None] = {0: x}
         add = LayerConfig("add", 1, 1, 1, 0.0, "none", channels, channels, resolution, "none")
         relu = LayerConfig("relu", 1, 1, 1, 0.0, "none", channels, channels, resolution, "none")
-        relu_of: dict[int | None, int] = {}  # value -> its ReLU, shared by every conv edge that reads it
+        relu_of: dict[int, int] = {}  # value -> its ReLU, shared by every conv edge that reads it
         for j in (1, 2, 3):
-            terms: list[int | None] = []
+            terms: list[int] = []
             for (to, frm), op, live in zip(EDGES, ops, _live_edges(ops, prune)):
                 if to != j or not live:
                     continue
+                if nodes[frm] is None:  # a node with no input, read: a zero map, made once
+                    nodes[frm] = self.zeros(resolution, channels)
                 layer, src = _edge_layer(op, channels, resolution), nodes[frm]
                 if layer is not None and layer.op == "cn":
                     if src not in relu_of:
