@@ -101,7 +101,7 @@ def layer_ops(layer: LayerConfig) -> list[OpDesc]:
                 OpDesc("FULLY_CONNECTED", in_elems=cin, out_elems=cout, weight_elems=cin * cout + cout,
                        macs=cin * cout),
                 OpDesc("SOFTMAX", in_elems=cout, out_elems=cout)]
-    if layer.op in ("relu", "pool", "add", "bnrelu", "res"):
+    if layer.is_cell_piece:
         return _cell_layer_ops(layer, hw_in, hw_out, cin, cout)
     ops: list[OpDesc] = []
     mid = layer.mid_channels

@@ -141,7 +141,7 @@ class _Forward:
 
     def layer(self, x: np.ndarray, layer: LayerConfig) -> np.ndarray:
         inp = x
-        if layer.op in ("relu", "pool", "bnrelu", "res"):
+        if layer.is_cell_piece:
             return self.cell_layer(x, layer)
         if layer.op == "cn":
             x = self.batch_norm(self.conv(x, layer.out_channels, layer.kernel, layer.stride))

@@ -91,7 +91,7 @@ def apply_layer(x, layer: LayerConfig, name: str):
         # A random (not zero) bias, as in a trained model: the converter drops an all-zero FC bias.
         x = L.Dense(layer.out_channels, bias_initializer="random_normal", name=name + "_fc")(x)
         return L.Softmax(name=name + "_softmax")(x)
-    if layer.op in ("relu", "pool", "add", "bnrelu", "res"):
+    if layer.is_cell_piece:
         return apply_cell_layer(x, layer, name)
     inp = x
     act = layer.activation

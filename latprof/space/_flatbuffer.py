@@ -199,7 +199,7 @@ class _Graph:
             x = self.mean(x, False, name + "/pool")
             x = self.fully_connected(x, layer.out_channels, name + "/fc")
             return self.softmax(x, name + "/softmax")
-        if layer.op in ("relu", "pool", "add", "bnrelu", "res"):
+        if layer.is_cell_piece:
             return self.cell_layer(x, layer, name)
         inp, act = x, layer.activation
         if layer.op == "cn":

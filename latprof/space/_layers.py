@@ -131,6 +131,11 @@ class LayerConfig:
         return 1 if self.op == "fc" else _out_size(self.resolution, self.stride)
 
     @property
+    def is_cell_piece(self) -> bool:
+        """Whether this is one of the NAS-Bench-201 pieces (relu, pool, add, res, bnrelu)."""
+        return self.op in _CELL_OPS
+
+    @property
     def mid_channels(self) -> int:
         """Channels of the depthwise/SE stage: in*expansion for ir, in for ds, out for cn."""
         return {"ir": self.in_channels * self.expansion, "ds": self.in_channels}.get(self.op, self.out_channels)
