@@ -12,11 +12,13 @@ host lookup-table predictor as the reference when one is fitted (`latprof fit`),
 else the op cost model.
 
     python benchmarks/calibration_accuracy.py --db calib.db [--phones pixel1 pixel2 pixel3] [--host-archs 100]
+        [--host-db HOST_DB] [--skip-published]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from pathlib import Path
 
@@ -77,22 +79,22 @@ def published(store: Store, phones: list[str]) -> None:
                       f"within10 {e['within_10']:6.1%}  within15 {e['within_15']:6.1%}")
 
 
-def host_check(store: Store, n_archs: int, n_cal: int, seed: int) -> None:
+def host_check(store: Store, host_store: Store, n_archs: int, n_cal: int, seed: int) -> None:
     from latprof.calibrate._predictor import ReferenceSplitter
     from latprof.devices import open_device
     from latprof.measure import build_request, measure
-    from latprof.space import MnasNetSpace, count_params_macs, export_tflite
+    from latprof.space import MnasNetSpace, count_params_macs
 
     try:
         from latprof.predict import load_predictor
 
-        reference = load_predictor("local", "mnasnet", store=store)
+        reference = load_predictor("local", "mnasnet", store=host_store)
         print(f"\n=== host check: reference = host lookup-table predictor")
     except Exception as exc:  # no table fitted: the op cost model gives the reference times
         reference = None
         print(f"\n=== host check: no host table predictor ({exc}); reference = op cost model")
     space = MnasNetSpace()
-    rng = np.random.default_rng(seed)
+    rng = random.Random(seed)
     archs = [space.sample(rng) for _ in range(n_archs + n_cal)]
     measured = []
     with open_device("local") as device:
@@ -100,8 +102,8 @@ def host_check(store: Store, n_archs: int, n_cal: int, seed: int) -> None:
         for i, arch in enumerate(archs):
             path = Path(store.path).parent / "host_check" / f"arch{seed}_{i}.tflite"
             path.parent.mkdir(exist_ok=True)
-            if not path.exists():
-                export_tflite(arch, path)
+            if not path.exists():  # latprof's own .tflite writer: the converter's operators, in milliseconds
+                path.write_bytes(space.tflite_bytes(arch))
             measured.append(measure(path, device, request).stats.headline_ms)
     y = np.array(measured)
     calibration = _any_calibration(store)
@@ -139,12 +141,16 @@ def main() -> None:
     parser.add_argument("--host-archs", type=int, default=100)
     parser.add_argument("--host-calibration", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--host-db", help="database holding the host's fitted lookup-table predictor "
+                        "(`latprof build-lut && latprof fit`; default: --db)")
+    parser.add_argument("--skip-published", action="store_true", help="run only part 2")
     args = parser.parse_args()
     start = time.perf_counter()
-    with Store(args.db) as store:
-        published(store, args.phones)
+    with Store(args.db) as store, Store(args.host_db or args.db) as host_store:
+        if not args.skip_published:
+            published(store, args.phones)
         if args.host_archs:
-            host_check(store, args.host_archs, args.host_calibration, args.seed)
+            host_check(store, host_store, args.host_archs, args.host_calibration, args.seed)
     print(f"\nwall time {time.perf_counter() - start:.0f} s")
 
 
