@@ -146,8 +146,9 @@ def test_depth_multiplier_and_resolution_are_space_parameters():
 def test_registry():
     assert "mnasnet" in space_names()
     assert isinstance(get_space("mnasnet"), SearchSpace)
-    with pytest.raises(ArchitectureError, match="unknown search space 'nasbench201'; known: .*mnasnet"):
-        get_space("nasbench201")
+    assert {"fbnet", "nasbench201", "nasbench201-pruned"} <= set(space_names())
+    with pytest.raises(ArchitectureError, match="unknown search space 'nasbench101'; known: .*mnasnet"):
+        get_space("nasbench101")
 
     class Custom(MnasNetSpace):
         name = "custom-test"
