@@ -13,7 +13,11 @@ shortcut-projection 1x1 convolutions (Keras' defaults), SE as
 pooling shortcut as ``AVERAGE_POOL_2D`` 3x3 ``SAME`` (+ a 1x1 projection) and
 ``ADD``, a grouped 1x1 conv as ``CONV_2D`` with a ``(out, 1, 1, in / groups)``
 filter and the channel shuffle as ``RESHAPE -> TRANSPOSE -> RESHAPE``, the
-classifier as ``MEAN(keep_dims=False) -> FULLY_CONNECTED -> SOFTMAX``; every
+classifier as ``MEAN(keep_dims=False) -> FULLY_CONNECTED -> SOFTMAX``, the
+NAS-Bench-201 pieces as ``RELU``, ``AVERAGE_POOL_2D``, ``ADD``, the reduction
+block's ``RELU -> CONV_2D(RELU) -> CONV_2D`` plus ``AVERAGE_POOL_2D(2x2) ->
+CONV_2D`` and ``ADD``, and a BatchNorm after no conv as ``MUL`` with the ReLU
+fused; every
 operator at version 1, except ``CONV_2D`` at version 6 (grouped convolution)
 in a model with a grouped conv, as the converter marks it. Weights are random (He-scaled
 normals) float32 constants, so inference runs at the speed of a trained model.
