@@ -18,8 +18,8 @@ out, never seen by the fit or the selection's labels):
 
 Spearman's rho, Kendall's tau, MAPE and the share within ±10% on the held-out
 rows (MAPE and ±10% over rows of at least 0.5 ms: HW-NAS-Bench times its
-disconnected NAS-Bench-201 cells at ~0.005 ms); the published anchors for comparison; and the whole-millisecond ceiling:
-the rho between a latency and itself rounded to whole ms, with the true
+disconnected NAS-Bench-201 cells at ~0.005 ms); the published anchors for
+comparison; and the whole-millisecond ceiling: the rho between a latency and itself rounded to whole ms, with the true
 latencies estimated by spreading each whole-ms value uniformly over its
 rounding interval (averaged over 5 draws); and, as the ceiling of the model
 family, the rho of the same model fitted on every row and scored in-sample.

@@ -43,6 +43,11 @@ class _Forward:
         self.kernel += 2 * agree_on + codes.shape[1] - active[:, None] - active[None, :]
         return np.maximum(x, 0)
 
+    def score(self) -> float:
+        """``log|det K|`` of the kernel accumulated so far (-inf if singular)."""
+        sign, logdet = np.linalg.slogdet(self.kernel)
+        return float(logdet) if sign != 0 else float("-inf")
+
     def weight(self, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
         """He-uniform weights: variance 2 / fan_in."""
         limit = np.float32(np.sqrt(6.0 / fan_in))
@@ -192,8 +197,7 @@ def naswot_program_score(steps: list, images: np.ndarray, seed: int = 0) -> floa
             values[step.out] = values[step.src] + values[step.other]
         elif step.layer.op != "fc":
             values[step.out] = forward.layer(values[step.src], step.layer)
-    sign, logdet = np.linalg.slogdet(forward.kernel)
-    return float(logdet) if sign != 0 else float("-inf")
+    return forward.score()
 
 
 def naswot_score(arch: Architecture, images: np.ndarray, seed: int = 0) -> float:
@@ -210,5 +214,4 @@ def naswot_score(arch: Architecture, images: np.ndarray, seed: int = 0) -> float
         if layer.op == "fc":
             break
         x = forward.layer(x, layer)
-    sign, logdet = np.linalg.slogdet(forward.kernel)
-    return float(logdet) if sign != 0 else float("-inf")
+    return forward.score()

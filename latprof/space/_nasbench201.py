@@ -35,16 +35,16 @@ both behaviours, so the space comes in two registered forms:
   path from input to output has a constant output, and nothing runs.
   HW-NAS-Bench's Pixel 3 and Raspberry Pi 4 latencies behave like this: those
   ~340 cells take ~0 ms, and counting only the edges that reach the output
-  explains the rest best (in-sample Spearman's rho of an additive fit on all
-  15,625 cells: 0.967 vs 0.914 counting every edge; on HELP's Pixel 2 the
-  other way round, 0.85 vs 0.91).
+  explains the rest best (in-sample Spearman's rho of latprof's additive fit
+  on all 15,625 cells, benchmarks/phone_latency.py: Pixel 3 0.967 vs 0.913
+  counting every edge; on HELP's Pixel 2 the other way round, 0.834 vs 0.905).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from latprof.errors import ArchitectureError
@@ -138,13 +138,13 @@ class Step:
     shape: tuple[int, int, int] = (0, 0, 0)
 
 
-def _edge_layer(op: str, channels: int, resolution: int) -> LayerConfig | None:
-    if op == "skip_connect":
-        return None
-    if op == "avg_pool_3x3":
-        return LayerConfig("pool", 3, 1, 1, 0.0, "none", channels, channels, resolution, "none")
-    kernel = 1 if op == "nor_conv_1x1" else 3
-    return LayerConfig("cn", kernel, 1, 1, 0.0, "none", channels, channels, resolution, "none")
+@lru_cache(maxsize=None)
+def _piece(op: str, kernel: int, channels: int, resolution: int) -> LayerConfig:
+    """A channel-keeping, stride-1 layer of a cell (made once: a network holds ~150 of them)."""
+    return LayerConfig(op, kernel, 1, 1, 0.0, "none", channels, channels, resolution, "none")
+
+
+_EDGE_PIECES = {"avg_pool_3x3": ("pool", 3), "nor_conv_1x1": ("cn", 1), "nor_conv_3x3": ("cn", 3)}
 
 
 class _Program:
@@ -161,28 +161,31 @@ class _Program:
         self.steps.append(Step("zeros", None, None, None, len(self.steps) + 1, (resolution, resolution, channels)))
         return len(self.steps)
 
-    def cell(self, ops: Sequence[str], prune: bool, x: int | None, channels: int, resolution: int,
+    def cell(self, ops: Sequence[str], live: Sequence[bool], x: int | None, channels: int, resolution: int,
              prefix: str) -> int | None:
+        """Append one cell reading ``x`` with ``live`` edges (:func:`_live_edges`); return its output value."""
         nodes: dict[int, int | None] = {0: x}
-        add = LayerConfig("add", 1, 1, 1, 0.0, "none", channels, channels, resolution, "none")
-        relu = LayerConfig("relu", 1, 1, 1, 0.0, "none", channels, channels, resolution, "none")
         relu_of: dict[int, int] = {}  # value -> its ReLU, shared by every conv edge that reads it
         for j in (1, 2, 3):
             terms: list[int] = []
-            for (to, frm), op, live in zip(EDGES, ops, _live_edges(ops, prune)):
-                if to != j or not live:
+            for (to, frm), op, runs in zip(EDGES, ops, live):
+                if to != j or not runs:
                     continue
                 if nodes[frm] is None:  # a node with no input, read: a zero map, made once
                     nodes[frm] = self.zeros(resolution, channels)
-                layer, src = _edge_layer(op, channels, resolution), nodes[frm]
-                if layer is not None and layer.op == "cn":
+                src = nodes[frm]
+                if op == "skip_connect":
+                    terms.append(src)
+                    continue
+                kind, kernel = _EDGE_PIECES[op]
+                if kind == "cn":
                     if src not in relu_of:
-                        relu_of[src] = self.emit(f"{prefix}.n{frm}relu", relu, src)
+                        relu_of[src] = self.emit(f"{prefix}.n{frm}relu", _piece("relu", 1, channels, resolution), src)
                     src = relu_of[src]
-                terms.append(src if layer is None else self.emit(f"{prefix}.e{frm}{to}", layer, src))
+                terms.append(self.emit(f"{prefix}.e{frm}{to}", _piece(kind, kernel, channels, resolution), src))
             node = terms[0] if terms else None
             for k, term in enumerate(terms[1:], 1):
-                node = self.emit(f"{prefix}.n{j}+{k}", add, node, term)
+                node = self.emit(f"{prefix}.n{j}+{k}", _piece("add", 1, channels, resolution), node, term)
             nodes[j] = node
         return nodes[3]
 
@@ -235,6 +238,7 @@ class NASBench201Space(SearchSpace[NASBench201Arch]):
         if self.prune and not arch.is_connected():  # every cell is the same, so every cell is cut
             return [], None
         p = _Program()
+        live = _live_edges(arch.ops, self.prune)
         c, r = CHANNELS, RESOLUTION
         x: int | None = p.emit("stem", LayerConfig("cn", 3, 1, 1, 0.0, "none", 3, c, r, "none"), 0)
         for stage in range(3):
@@ -242,7 +246,7 @@ class NASBench201Space(SearchSpace[NASBench201Arch]):
                 x = p.emit(f"r{stage}", LayerConfig("res", 3, 2, 1, 0.0, "none", c, 2 * c, r, "none"), x)
                 c, r = 2 * c, r // 2
             for i in range(CELLS_PER_STAGE):
-                x = p.cell(arch.ops, self.prune, x, c, r, f"s{stage + 1}.c{i + 1}")
+                x = p.cell(arch.ops, live, x, c, r, f"s{stage + 1}.c{i + 1}")
         x = p.emit("lastact", LayerConfig("bnrelu", 1, 1, 1, 0.0, "none", c, c, r, "none"), x)
         x = p.emit("classifier", LayerConfig("fc", 1, 1, 1, 0.0, "none", c, NUM_CLASSES, r, "none"), x)
         return p.steps, x
@@ -291,7 +295,7 @@ class NASBench201Space(SearchSpace[NASBench201Arch]):
         values: dict[int, Any] = {0: inp}
         for s in steps:
             name = s.name.replace(".", "_").replace("+", "_add")
-            if s.layer is None:  # the converter folds x * 0 to a constant zero map
+            if s.layer is None:  # a zero map; the converter folds the x * 0 (a BROADCAST_TO may remain)
                 values[s.out] = keras.ops.broadcast_to(keras.ops.multiply(keras.ops.mean(inp), 0.0), (1, *s.shape))
             elif s.layer.op == "add":
                 values[s.out] = apply_cell_layer(values[s.src], s.layer, name, values[s.other])
