@@ -3,6 +3,8 @@
 Part 1, published Pixel data: for each phone, fit on the MobileNetV2 rows and predict
 the MobileNetV3 rows, and the reverse (leave-one-family-out); per-row errors, the
 share within 10% and 15%, MAPE, next to the best FLOPs-only fit on the same rows.
+Rows carry the runtime version of their table; both fits get one latency factor per
+runtime, and rows of a runtime absent from the training rows are summarised apart.
 Reference costs are real host measurements (end to end + per operator) of Keras
 builds of each published model (weights=None), stored in --db and reused.
 
@@ -41,7 +43,7 @@ def published(store: Store, phones: list[str]) -> None:
 
     for phone in phones:
         rows = read_rows("published", phone)
-        x, g, y, macs, fam, names = [], [], [], [], [], []
+        x, g, y, macs, fam, names, rt = [], [], [], [], [], [], []
         for row in rows:
             path = tflite_for(row.spec)
             cost, _ = host_reference(path, store)
@@ -51,31 +53,49 @@ def published(store: Store, phones: list[str]) -> None:
             macs.append(sum(op.macs() for op in read_tflite_ops(path)))
             fam.append(row.spec.family)
             names.append(f"{row.spec.name} [{'README' if 'README' in row.source else 'paper'}]")
-        x, g, y, macs, fam = np.array(x), np.array(g), np.array(y), np.array(macs, float), np.array(fam)
+            rt.append(row.runtime)
+        x, g, y, macs, fam, rt = (np.array(v) for v in (x, g, y, macs, fam, rt))
+        macs = macs.astype(float)
+        runtimes = list(dict.fromkeys(rt))
         print(f"\n=== {phone}: {len(y)} published rows ({', '.join(f'{f}: {np.sum(fam == f)}' for f in np.unique(fam))})")
+        for i, r in enumerate(runtimes):
+            print(f"  runtime R{i}: {r} ({np.sum(rt == r)} rows)")
         for train, test in (("MobileNetV2", "MobileNetV3"), ("MobileNetV3", "MobileNetV2")):
             tr, te = fam == train, fam == test
             if tr.sum() < 2 or te.sum() == 0:
                 print(f"fit on {train} -> predict {test}: skipped ({tr.sum()} training rows)")
                 continue
-            model = fit_kind_ratios(x[tr], y[tr], gmacs=g[tr])
-            host_only = fit_kind_ratios(x[tr], y[tr])
-            flops = fit_flops_linear(macs[tr], y[tr])
-            ours, base = model.predict(x[te], g[te]), flops.predict(macs[te])
-            print(f"fit on {train} ({tr.sum()} rows) -> predict {test} ({te.sum()} rows); "
+            model = fit_kind_ratios(x[tr], y[tr], gmacs=g[tr], runtimes=rt[tr])
+            flops = fit_flops_linear(macs[tr], y[tr], runtimes=rt[tr])
+            ours, base = model.predict(x[te], g[te], rt[te]), flops.predict(macs[te], rt[te])
+            # a held-out row's runtime seen in training: its prediction is on that runtime's scale
+            seen = np.isin(rt[te], rt[tr])
+            factors = ", ".join(f"R{runtimes.index(r)} {f:.3f}x" for r, f in model.runtime_factors.items())
+            print(f"fit on {train} ({tr.sum()} rows) -> predict {test} ({te.sum()} rows); predicts "
+                  f"R{runtimes.index(model.runtime)}{'; factors ' + factors if factors else ''}; "
                   f"shared ratio {model.shared_ratio:.2f}x, {model.shared_per_gmac:.1f} ms/GMAC, "
                   f"intercept {model.intercept_ms:.2f} ms")
-            for name, m, p, b in zip(np.array(names)[te], y[te], ours, base):
-                print(f"    {name:<52} measured {m:7.1f}  latprof {p:7.1f} ({p / m - 1:+6.1%})  "
-                      f"FLOPs {b:7.1f} ({b / m - 1:+6.1%})")
+            for name, r, m, p, b, s in zip(np.array(names)[te], rt[te], y[te], ours, base, seen):
+                print(f"    {name:<48} R{runtimes.index(r)}{' ' if s else '*'} measured {m:7.1f}  "
+                      f"latprof {p:7.1f} ({p / m - 1:+6.1%})  FLOPs {b:7.1f} ({b / m - 1:+6.1%})")
             print("  " + _summary("latprof (host ms + MACs per kind)", ours, y[te]))
-            print("  " + _summary("host ms per kind only", host_only.predict(x[te]), y[te]))
             print("  " + _summary("FLOPs-only fit", base, y[te]))
+            if not seen.all():
+                print(f"  * runtime not among the training rows (no factor can be fitted); the {seen.sum()} others:")
+                print("  " + _summary("latprof, runtime seen", ours[seen], y[te][seen]))
+                print("  " + _summary("FLOPs-only, runtime seen", base[seen], y[te][seen]))
+            print("  without runtime factors (all rows taken as one runtime):")
+            plain = fit_kind_ratios(x[tr], y[tr], gmacs=g[tr]).predict(x[te], g[te])
+            print("  " + _summary("latprof", plain, y[te]))
+            print("  " + _summary("FLOPs-only fit", fit_flops_linear(macs[tr], y[tr]).predict(macs[te]), y[te]))
+            print("  " + _summary("host ms per kind only", fit_kind_ratios(x[tr], y[tr], runtimes=rt[tr]).predict(
+                x[te], None, rt[te]), y[te]))
         result = calibrate(phone, rows, store)  # what `latprof calibrate --from published` stores and reports
-        for key in ("leave_one_out", "leave_one_family_out", "flops_leave_one_out"):
+        for key in ("leave_one_out", "flops_leave_one_out", "leave_one_family_out", "flops_leave_one_family_out",
+                    "leave_one_family_out_scaled", "flops_leave_one_family_out_scaled"):
             if key in result.report:
                 e = result.report[key]
-                print(f"  latprof calibrate --device {phone} --from published: {key:<22} MAPE {e['mape']:6.1%}  "
+                print(f"  latprof calibrate --device {phone} --from published: {key:<34} MAPE {e['mape']:6.1%}  "
                       f"within10 {e['within_10']:6.1%}  within15 {e['within_15']:6.1%}")
 
 

@@ -62,6 +62,38 @@ def test_flops_baseline_fits_a_line():
     assert model.ms_per_gmac == pytest.approx(30.0, rel=1e-3) and model.intercept_ms == pytest.approx(2.0, rel=1e-2)
 
 
+def test_runtime_factors_put_two_runtime_versions_on_one_scale():
+    """Rows of an older runtime run 1.25x as long; both fits find the factor and predict the newer runtime."""
+    rng = np.random.default_rng(1)
+    truth = np.array([3.0, 5.0, 2.0, 4.0, 3.0, 6.0, 3.0])
+    x = rng.uniform(0.1, 5.0, size=(30, len(KINDS)))
+    new_ms = 1.5 + x @ truth
+    runtimes = np.array(["v2.1"] * 18 + ["v1.0"] * 12)
+    y = np.where(runtimes == "v1.0", 1.25 * new_ms, new_ms)
+    model = fit_kind_ratios(x, y, strength=1e-4, runtimes=runtimes)
+    assert model.runtime == "v2.1" and model.runtime_factors == {"v1.0": pytest.approx(1.25, rel=0.01)}
+    assert model.predict(x) == pytest.approx(new_ms, rel=0.02)
+    assert model.predict(x, runtimes=runtimes) == pytest.approx(y, rel=0.02)
+    older = fit_kind_ratios(x, y, strength=1e-4, runtimes=runtimes, runtime="v1.0")
+    assert older.runtime_factors == {"v2.1": pytest.approx(0.8, rel=0.01)}
+    assert fit_kind_ratios(x, y, strength=1e-4).predict(x) != pytest.approx(new_ms, rel=0.02)  # one scale can't fit
+
+    macs = rng.uniform(1e8, 6e8, size=30)
+    y = (2.0 + 30.0 * macs / 1e9) * np.where(runtimes == "v1.0", 1.25, 1.0)
+    flops = fit_flops_linear(macs, y, runtimes=runtimes)
+    assert flops.runtime_factors == {"v1.0": pytest.approx(1.25, rel=1e-3)}
+    assert flops.ms_per_gmac == pytest.approx(30.0, rel=1e-3)
+
+
+def test_published_rows_name_their_runtime():
+    """The two Pixel 1 tables of different years are two runtime versions; every row names one."""
+    rows = read_rows("published", "pixel1")
+    assert all(r.runtime for r in rows)
+    readme_v2 = {r.runtime for r in rows if r.spec.family == "MobileNetV2" and "README" in r.source}
+    paper = {r.runtime for r in rows if "paper" in r.source}
+    assert len(readme_v2) == 1 and len(paper) == 1 and readme_v2 != paper
+
+
 def test_published_rows_keep_their_sources():
     rows = read_rows("published", "pixel1")
     families = {r.spec.family for r in rows}
@@ -103,17 +135,26 @@ def test_calibrate_end_to_end_on_a_new_device(tmp_path, monkeypatch):
     with Store() as store:
         host_ms = [host_reference(tflite_for(model_spec(*m)), store)[0].total_ms for m in models]
     measurements = tmp_path / "galaxy.csv"
+    old_runtime = {"tflite 2.4": 1.3, "tflite 2.14": 1.0}  # two models measured again on an older, slower runtime
     with measurements.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["model", "depth_multiplier", "resolution", "latency_ms", "source"])
-        for (family, alpha, res), ms in zip(models, host_ms):
-            writer.writerow([family, alpha, res, 2.5 * ms + 1.0, "made up for the test"])
+        writer.writerow(["model", "depth_multiplier", "resolution", "latency_ms", "runtime_version", "source"])
+        for i, ((family, alpha, res), ms) in enumerate(zip(models, host_ms)):
+            for runtime, factor in old_runtime.items():
+                if runtime == "tflite 2.14" or i % 2:
+                    writer.writerow([family, alpha, res, factor * (2.5 * ms + 1.0), runtime, "made up for the test"])
     result = CliRunner().invoke(main, ["calibrate", "--device", "galaxy-s7", "--from", str(measurements)])
     assert result.exit_code == 0, result.output
-    assert "calibrated galaxy-s7 from 4 measured models" in result.output and "depthwise" in result.output
+    assert "calibrated galaxy-s7 from 6 measured models" in result.output and "depthwise" in result.output
+    assert "predicts runtime 'tflite 2.14'" in result.output
     with Store() as store:
         calibration = load_calibration("galaxy-s7", store)
+    assert calibration.model.runtime_factors == {"tflite 2.4": pytest.approx(1.3, rel=0.02)}
     assert calibration.report["leave_one_out"]["mape"] < 0.05
     for row in calibration.rows:
-        assert row["measured_ms"] == pytest.approx(2.5 * row["reference_ms"] + 1.0)
+        factor = old_runtime[row["runtime"]]
+        assert row["measured_ms"] == pytest.approx(factor * (2.5 * row["reference_ms"] + 1.0))
         assert row["loo_ms"] == pytest.approx(row["measured_ms"], rel=0.1)
+    unknown = CliRunner().invoke(main, ["calibrate", "--device", "galaxy-s7", "--from", str(measurements),
+                                        "--runtime", "tflite 9"])
+    assert unknown.exit_code != 0 and "no calibration row was measured with runtime 'tflite 9'" in unknown.output

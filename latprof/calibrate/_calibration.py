@@ -1,11 +1,12 @@
 """`latprof calibrate`: a device's predictor from end-to-end measurements on it.
 
 Rows come from a CSV file (``model,latency_ms`` plus optional
-``depth_multiplier,resolution,device,source`` columns; ``latprof results --csv``
-exports work too) or from the published Pixel tables shipped in
+``depth_multiplier,resolution,device,runtime_version,source`` columns;
+``latprof results --csv`` exports work too) or from the published Pixel tables shipped in
 ``device_configs/published/``. Each row's model is costed on the reference
 device (the host) by operator kind; :func:`fit_kind_ratios` maps those costs
-to the device. The result is stored as plain JSON in the ``predictors`` table.
+to the device, with one latency factor per runtime version other than the one
+predicted for. The result is stored as plain JSON in the ``predictors`` table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from latprof.calibrate._features import KINDS, ReferenceCost
-from latprof.calibrate._fit import KindRatioModel, cross_validate, cross_validate_kinds, fit_flops_linear, fit_kind_ratios
+from latprof.calibrate._fit import KindRatioModel, cross_validate_flops, cross_validate_kinds, fit_kind_ratios
 from latprof.calibrate._models import ModelSpec, model_spec, tflite_for
 from latprof.calibrate._opcost import OpCostModel
 from latprof.calibrate._reference import host_reference
@@ -41,6 +42,7 @@ class CalibrationRow:
     spec: ModelSpec
     latency_ms: float
     source: str
+    runtime: str = ""  # runtime version the latency was measured with; rows of one version share a scale
 
 
 def _published_device(name: str) -> str:
@@ -68,7 +70,8 @@ def read_rows(source: str | Path, device: str, notify: Callable[[str], None] = l
             if model.endswith(".tflite") and not Path(model).is_absolute():
                 model = str(path.parent / model) if (path.parent / model).exists() else model
             spec = model_spec(model, multiplier, resolution)
-            rows.append(CalibrationRow(spec, float(raw["latency_ms"]), raw.get("source") or path.name))
+            rows.append(CalibrationRow(spec, float(raw["latency_ms"]), raw.get("source") or path.name,
+                                       raw.get("runtime_version") or ""))
         except (LatprofError, ValueError) as exc:
             skipped.append(f"line {number} ({raw.get('model')}): {exc}")
     for reason in skipped:
@@ -120,10 +123,17 @@ def _errors(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def calibrate(device: str, rows: list[CalibrationRow], store: Store, *, reference: str = "local",
-              notify: Callable[[str], None] = lambda _: None) -> Calibration:
-    """Fit ``device``'s predictor from ``rows``, report held-out errors, and store it."""
+              runtime: str | None = None, notify: Callable[[str], None] = lambda _: None) -> Calibration:
+    """Fit ``device``'s predictor from ``rows``, report held-out errors, and store it.
+
+    Predictions are for the runtime version ``runtime`` (default: the one most rows were measured with).
+    """
     from latprof.space import read_tflite_ops
 
+    runtimes = [r.runtime for r in rows]
+    if runtime is not None and runtime not in runtimes:
+        raise PredictorError(f"no calibration row was measured with runtime {runtime!r}; "
+                             f"pass one of: {', '.join(repr(r) for r in dict.fromkeys(runtimes))}")
     costs, macs, samples, iso_ratio = [], [], [], []
     for row in rows:
         path = tflite_for(row.spec)
@@ -136,22 +146,31 @@ def calibrate(device: str, rows: list[CalibrationRow], store: Store, *, referenc
     x = np.array([c.vector() for c in costs])
     g = np.array([c.gmacs() for c in costs])
     y = np.array([r.latency_ms for r in rows])
-    model = fit_kind_ratios(x, y, gmacs=g)
+    model = fit_kind_ratios(x, y, gmacs=g, runtimes=runtimes, runtime=runtime)
     families = [r.spec.family for r in rows]
-    loo = cross_validate_kinds(x, y, model, g)
+    loo = cross_validate_kinds(x, y, model, g, runtimes=runtimes)
     report: dict[str, Any] = {"rows": len(rows), "strength": model.strength, "gmac_strength": model.gmac_strength,
+                              "runtime": model.runtime, "runtime_factors": model.runtime_factors,
                               "leave_one_out": _errors(loo, y)}
     flops = np.array(macs, float)
-    flops_loo = cross_validate(lambda a, b: fit_flops_linear(a, b), flops[:, None], y)
-    report["flops_leave_one_out"] = _errors(flops_loo, y)
+    report["flops_leave_one_out"] = _errors(cross_validate_flops(flops, y, None, runtimes, model.runtime), y)
     lofo = None
     if len(set(families)) > 1:
-        lofo = cross_validate_kinds(x, y, model, g, families)
+        lofo = cross_validate_kinds(x, y, model, g, families, runtimes, nested=True)
         report["leave_one_family_out"] = _errors(lofo, y)
+        flops_lofo = cross_validate_flops(flops, y, families, runtimes)
+        report["flops_leave_one_family_out"] = _errors(flops_lofo, y)
+        # a held-out row whose runtime no other family was measured with cannot be put on its runtime's scale
+        scaled = np.array([any(o.runtime == r.runtime and o.spec.family != r.spec.family for o in rows) for r in rows])
+        if 0 < scaled.sum() < len(rows):
+            report["leave_one_family_out_scaled"] = {"rows": int(scaled.sum()), **_errors(lofo[scaled], y[scaled])}
+            report["flops_leave_one_family_out_scaled"] = {"rows": int(scaled.sum()),
+                                                           **_errors(flops_lofo[scaled], y[scaled])}
     table = []
     for i, (row, cost) in enumerate(zip(rows, costs)):
         table.append({
-            "model": row.spec.name, "family": row.spec.family, "source": row.source, "measured_ms": row.latency_ms,
+            "model": row.spec.name, "family": row.spec.family, "source": row.source, "runtime": row.runtime,
+            "measured_ms": row.latency_ms,
             "reference_ms": cost.total_ms, "macs": macs[i], "loo_ms": float(loo[i]),
             "lofo_ms": float(lofo[i]) if lofo is not None else None,
         })

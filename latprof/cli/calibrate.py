@@ -25,14 +25,19 @@ def _pct(x: float) -> str:
               "measuring (active selection from --from's rows, or from 5000 sampled ones); fit nothing.")
 @click.option("--reference", default="local", show_default=True,
               help="Device whose lookup table (or per-op costs) is the prior.")
+@click.option("--runtime", help="Predict for the rows measured with this runtime_version (rows of other versions "
+              "are put on its scale by one fitted factor each); default: the version most rows have.")
 @click.pass_context
-def calibrate(ctx, device_name, source, space_name, resolution, samples, select, seed, suggest, reference):
+def calibrate(ctx, device_name, source, space_name, resolution, samples, select, seed, suggest, reference, runtime):
     """Fit DEVICE's predictor from end-to-end measurements on it."""
     from latprof.store import Store
 
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     if suggest is not None or space_name is not None:
         from latprof.space import get_space
+
+        if runtime is not None:
+            raise click.UsageError("--runtime applies to whole-model rows; rows of --space come from one runtime")
 
         space = get_space(space_name or "mnasnet", **({"resolution": resolution} if resolution else {}))
         with Store(ctx.obj.get("db")) as store:
@@ -45,7 +50,7 @@ def calibrate(ctx, device_name, source, space_name, resolution, samples, select,
         return
     if source is None:
         raise click.UsageError("--from is required: a CSV of model,latency_ms rows or `published`")
-    _calibrate_models(ctx, device_name, source, reference, say)
+    _calibrate_models(ctx, device_name, source, reference, runtime, say)
 
 
 def _suggest(space, store, source, device, count, reference, say) -> None:
@@ -88,13 +93,13 @@ def _calibrate_space(space, store, source, device, samples, select, seed, refere
     click.echo(f"  `latprof predict ARCH --space {space.name} --device {device}` now uses this calibration")
 
 
-def _calibrate_models(ctx, device, source, reference, say) -> None:
+def _calibrate_models(ctx, device, source, reference, runtime, say) -> None:
     from latprof.calibrate import KINDS, calibrate as fit, read_rows
     from latprof.store import Store
 
     rows = read_rows(source, device, notify=say)
     with Store(ctx.obj.get("db")) as store:
-        result = fit(device, rows, store, reference=reference, notify=say)
+        result = fit(device, rows, store, reference=reference, runtime=runtime, notify=say)
     model, report = result.model, result.report
     click.echo(f"calibrated {device} from {len(rows)} measured models (reference device: {reference})")
     click.echo(f"  intercept {model.intercept_ms:.2f} ms; shared ratio {model.shared_ratio:.2f}x, shared "
@@ -102,10 +107,19 @@ def _calibrate_models(ctx, device, source, reference, say) -> None:
     click.echo("  by operator kind: device ms per reference ms, and device ms per GMAC:")
     for kind in KINDS:
         click.echo(f"    {kind:<12} {model.ratios[kind]:7.2f}x  {model.per_gmac.get(kind, 0.0):8.2f} ms/GMAC")
-    for key, label in (("leave_one_out", "leave-one-out"), ("leave_one_family_out", "leave-one-family-out"),
-                       ("flops_leave_one_out", "FLOPs-only, leave-one-out")):
+    if model.runtime_factors:
+        click.echo(f"  predicts runtime {model.runtime!r}; rows of other runtimes took, per ms of it:")
+        for other, factor in model.runtime_factors.items():
+            click.echo(f"    {factor:5.3f}x  {other}")
+    scaled = report.get("leave_one_family_out_scaled", {}).get("rows")
+    for key, label in (("leave_one_out", "leave-one-out (strengths from all rows)"),
+                       ("flops_leave_one_out", "FLOPs-only, leave-one-out"),
+                       ("leave_one_family_out", "leave-one-family-out"),
+                       ("flops_leave_one_family_out", "FLOPs-only, same"),
+                       ("leave_one_family_out_scaled", f"  only the {scaled} rows of a fitted runtime"),
+                       ("flops_leave_one_family_out_scaled", "  FLOPs-only, same")):
         if key in report:
             e = report[key]
-            click.echo(f"  {label:<28} MAPE {_pct(e['mape'])}  within 10% {_pct(e['within_10'])}  "
+            click.echo(f"  {label:<40} MAPE {_pct(e['mape'])}  within 10% {_pct(e['within_10'])}  "
                        f"within 15% {_pct(e['within_15'])}  worst {_pct(e['max_abs_rel'])}")
     click.echo(f"  `latprof predict ARCH --device {device}` now uses this calibration")
