@@ -8,7 +8,12 @@ runtime, and rows of a runtime absent from the training rows are summarised apar
 Reference costs are real host measurements (end to end + per operator) of Keras
 builds of each published model (weights=None), stored in --db and reused.
 
-Part 2, the host as its own target (unlimited ground truth): calibrate from 10
+Part 2, never fitted: the 25 MnasNet-A1 multiplier x resolution points the MnasNet
+authors published for Pixel 1 (device_configs/published/mnasnet_a1_pixel1_latency.csv),
+predicted by Pixel 1's calibration from part 1, next to the FLOPs-only fit of the same rows.
+Their runtime is none of the fitted ones, so they are shown on the scale of each.
+
+Part 3, the host as its own target (unlimited ground truth): calibrate from 10
 measured random MnasNet-space architectures and predict 100 held-out ones, using the
 host lookup-table predictor as the reference when one is fitted (`latprof fit`),
 else the op cost model.
@@ -26,10 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
+from scipy.stats import spearmanr
+
 from latprof.calibrate import (
-    calibrate, fit_flops_linear, fit_kind_ratios, host_reference, read_rows, tflite_for,
+    PUBLISHED, calibrate, fit_flops_linear, fit_kind_ratios, host_reference, read_rows, tflite_for,
 )
 from latprof.store import Store
+
+MNASNET_PIXEL1 = PUBLISHED.parent / "mnasnet_a1_pixel1_latency.csv"
+
+
+def _rho(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(spearmanr(pred, y).statistic)
 
 
 def _summary(label: str, pred: np.ndarray, y: np.ndarray) -> str:
@@ -38,8 +51,15 @@ def _summary(label: str, pred: np.ndarray, y: np.ndarray) -> str:
             f"  MAPE {np.mean(rel):6.1%}")
 
 
-def published(store: Store, phones: list[str]) -> None:
+def _macs(path: Path) -> float:
     from latprof.space import read_tflite_ops
+
+    return float(sum(op.macs() for op in read_tflite_ops(path)))
+
+
+def published(store: Store, phones: list[str]) -> dict:
+    """Part 1; returns each phone's stored calibration and its rows' MACs, latencies and runtimes."""
+    fitted = {}
 
     for phone in phones:
         rows = read_rows("published", phone)
@@ -50,14 +70,15 @@ def published(store: Store, phones: list[str]) -> None:
             x.append(cost.vector())
             g.append(cost.gmacs())
             y.append(row.latency_ms)
-            macs.append(sum(op.macs() for op in read_tflite_ops(path)))
+            macs.append(_macs(path))
             fam.append(row.spec.family)
             names.append(f"{row.spec.name} [{'README' if 'README' in row.source else 'paper'}]")
             rt.append(row.runtime)
         x, g, y, macs, fam, rt = (np.array(v) for v in (x, g, y, macs, fam, rt))
         macs = macs.astype(float)
         runtimes = list(dict.fromkeys(rt))
-        print(f"\n=== {phone}: {len(y)} published rows ({', '.join(f'{f}: {np.sum(fam == f)}' for f in np.unique(fam))})")
+        counts = ", ".join(f"{f}: {np.sum(fam == f)}" for f in np.unique(fam))
+        print(f"\n=== {phone}: {len(y)} published rows ({counts})")
         for i, r in enumerate(runtimes):
             print(f"  runtime R{i}: {r} ({np.sum(rt == r)} rows)")
         for train, test in (("MobileNetV2", "MobileNetV3"), ("MobileNetV3", "MobileNetV2")):
@@ -97,6 +118,36 @@ def published(store: Store, phones: list[str]) -> None:
                 e = result.report[key]
                 print(f"  latprof calibrate --device {phone} --from published: {key:<34} MAPE {e['mape']:6.1%}  "
                       f"within10 {e['within_10']:6.1%}  within15 {e['within_15']:6.1%}")
+        fitted[phone] = (result, macs, y, rt)
+    return fitted
+
+
+def mnasnet_holdout(store: Store, result, macs: np.ndarray, y: np.ndarray, rt: np.ndarray) -> None:
+    """Part 2: the MnasNet-A1 family on Pixel 1 (25 multiplier x resolution points), which no fit ever sees."""
+    rows = read_rows(MNASNET_PIXEL1, "pixel1")
+    flops = fit_flops_linear(macs, y, runtimes=rt)
+    model = result.model
+    print(f"\n=== held out: {len(rows)} MnasNet-A1 variants on pixel1 ({rows[0].runtime}; no row of that runtime "
+          f"was fitted), predicted by `latprof calibrate --device pixel1 --from published`")
+    print(f"  latprof and FLOPs predict {model.runtime!r}; 'x f' columns are scaled to the other fitted runtime(s) "
+          f"by the fitted factor: {', '.join(f'{r} {f:.3f}x' for r, f in model.runtime_factors.items())}")
+    measured, ours, base = [], [], []
+    for row in rows:
+        path = tflite_for(row.spec)
+        cost, _ = host_reference(path, store)
+        measured.append(row.latency_ms)
+        ours.append(result.predict_cost(cost))
+        base.append(float(flops.predict([_macs(path)])[0]))
+    measured, ours, base = np.array(measured), np.array(ours), np.array(base)
+    factors = {**{model.runtime: 1.0}, **model.runtime_factors}
+    for name, m, p, b in zip((r.spec.name for r in rows), measured, ours, base):
+        cells = "  ".join(f"latprof x{f:.2f} {p * f:6.1f} ({p * f / m - 1:+6.1%})  "
+                          f"FLOPs {b * f:6.1f} ({b * f / m - 1:+6.1%})" for f in factors.values())
+        print(f"    {name:<22} measured {m:6.1f}  {cells}")
+    for runtime, f in factors.items():
+        print(f"  on the scale of {runtime}:")
+        print("  " + _summary("latprof", ours * f, measured) + f"  Spearman {_rho(ours, measured):.3f}")
+        print("  " + _summary("FLOPs-only fit", base * f, measured) + f"  Spearman {_rho(base, measured):.3f}")
 
 
 def host_check(store: Store, host_store: Store, n_archs: int, n_cal: int, seed: int) -> None:
@@ -163,12 +214,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--host-db", help="database holding the host's fitted lookup-table predictor "
                         "(`latprof build-lut && latprof fit`; default: --db)")
-    parser.add_argument("--skip-published", action="store_true", help="run only part 2")
+    parser.add_argument("--skip-published", action="store_true", help="run only part 3")
     args = parser.parse_args()
     start = time.perf_counter()
     with Store(args.db) as store, Store(args.host_db or args.db) as host_store:
         if not args.skip_published:
-            published(store, args.phones)
+            fitted = published(store, args.phones)
+            if "pixel1" in fitted:
+                mnasnet_holdout(store, *fitted["pixel1"])
         if args.host_archs:
             host_check(store, host_store, args.host_archs, args.host_calibration, args.seed)
     print(f"\nwall time {time.perf_counter() - start:.0f} s")

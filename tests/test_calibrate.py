@@ -94,6 +94,14 @@ def test_published_rows_name_their_runtime():
     assert len(readme_v2) == 1 and len(paper) == 1 and readme_v2 != paper
 
 
+def test_mnasnet_holdout_rows_read_as_named_architectures():
+    rows = read_rows(PUBLISHED.parent / "mnasnet_a1_pixel1_latency.csv", "pixel1")
+    assert len(rows) == 25 and {r.spec.family for r in rows} == {"mnasnet-a1"}
+    assert {r.spec.name for r in rows} >= {"mnasnet-a1@1.4,224", "mnasnet-a1@0.35,96"}
+    assert all("tensorflow/tpu" in r.source and r.runtime for r in rows)
+    assert not {r.runtime for r in rows} & {r.runtime for r in read_rows("published", "pixel1")}
+
+
 def test_published_rows_keep_their_sources():
     rows = read_rows("published", "pixel1")
     families = {r.spec.family for r in rows}
