@@ -170,8 +170,7 @@ def calibrate(device: str, rows: list[CalibrationRow], store: Store, *, referenc
     for i, (row, cost) in enumerate(zip(rows, costs)):
         table.append({
             "model": row.spec.name, "family": row.spec.family, "source": row.source, "runtime": row.runtime,
-            "measured_ms": row.latency_ms,
-            "reference_ms": cost.total_ms, "macs": macs[i], "loo_ms": float(loo[i]),
+            "measured_ms": row.latency_ms, "reference_ms": cost.total_ms, "macs": macs[i], "loo_ms": float(loo[i]),
             "lofo_ms": float(lofo[i]) if lofo is not None else None,
         })
     result = Calibration(device=device, reference=reference, model=model, op_costs=op_costs,

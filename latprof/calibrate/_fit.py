@@ -32,13 +32,13 @@ from latprof.calibrate._features import KINDS
 from latprof.errors import PredictorError
 
 __all__ = ["KindRatioModel", "fit_kind_ratios", "fit_flops_linear", "FlopsLinearModel", "cross_validate",
-           "cross_validate_kinds", "cross_validate_flops", "target_runtime"]
+           "cross_validate_kinds", "cross_validate_flops"]
 
 _LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 _FACTOR_PRIOR = 0.1  # weight of "a runtime's factor is 1" (a row weighs 1): keeps factors finite if data can't fix them
 
 
-def target_runtime(runtimes: Sequence[str], preferred: str | None = None) -> str:
+def _target_runtime(runtimes: Sequence[str], preferred: str | None = None) -> str:
     """The runtime predictions are for: ``preferred`` if some row has it, else the most common (first on ties)."""
     runtimes = list(runtimes)
     if preferred is not None and preferred in runtimes:
@@ -139,7 +139,7 @@ def _solve(rows: _Rows, y: np.ndarray, strength: float, gmac_strength: float = 1
            runtime: str | None = None) -> KindRatioModel:
     x, g = rows.x, rows.g
     n, k = x.shape
-    target = target_runtime(rows.runtimes, runtime) if rows.runtimes is not None else ""
+    target = _target_runtime(rows.runtimes, runtime) if rows.runtimes is not None else ""
     r0 = float(np.median(y / x.sum(axis=1)))  # scales for the penalties, so they are unit-free
     # unknowns: [intercept, shared ratio, ratio_1..ratio_k(, shared per-GMAC, per_gmac_1..per_gmac_k)]
     blocks = [np.ones((n, 1)), np.zeros((n, 1)), x]
@@ -247,7 +247,7 @@ def fit_flops_linear(macs: np.ndarray, y: np.ndarray, runtimes: Sequence[str] | 
                      runtime: str | None = None) -> FlopsLinearModel:
     """Best FLOPs-only fit on relative error, non-negative (with runtime factors when ``runtimes`` is given)."""
     macs, y = np.asarray(macs, float).reshape(-1), np.asarray(y, float)
-    target = target_runtime(runtimes, runtime) if runtimes is not None else ""
+    target = _target_runtime(runtimes, runtime) if runtimes is not None else ""
     design = np.column_stack([macs / 1e9, np.ones_like(macs)])
     (slope, intercept), factors = _relative_lsq(design, y, np.zeros((0, 2)), runtimes, target)
     return FlopsLinearModel(float(slope), float(intercept), target, factors)
