@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from scipy.stats import spearmanr
 
 from latprof.calibrate import (
@@ -130,8 +129,8 @@ def mnasnet_holdout(store: Store, result, macs: np.ndarray, y: np.ndarray, rt: n
     model = result.model
     print(f"\n=== held out: {len(rows)} MnasNet-A1 variants on pixel1 ({rows[0].runtime}; no row of that runtime "
           f"was fitted), predicted by `latprof calibrate --device pixel1 --from published`")
-    print(f"  latprof and FLOPs predict {model.runtime!r}; 'x f' columns are scaled to the other fitted runtime(s) "
-          f"by the fitted factor: {', '.join(f'{r} {f:.3f}x' for r, f in model.runtime_factors.items())}")
+    print(f"  both fits predict {model.runtime!r}; each also on the scale of the other fitted runtime(s), "
+          f"by its own fitted factor")
     measured, ours, base = [], [], []
     for row in rows:
         path = tflite_for(row.spec)
@@ -140,15 +139,16 @@ def mnasnet_holdout(store: Store, result, macs: np.ndarray, y: np.ndarray, rt: n
         ours.append(result.predict_cost(cost))
         base.append(float(flops.predict([_macs(path)])[0]))
     measured, ours, base = np.array(measured), np.array(ours), np.array(base)
-    factors = {**{model.runtime: 1.0}, **model.runtime_factors}
+    scales = [(runtime, model.runtime_factors.get(runtime, 1.0), flops.runtime_factors.get(runtime, 1.0))
+              for runtime in (model.runtime, *model.runtime_factors)]
     for name, m, p, b in zip((r.spec.name for r in rows), measured, ours, base):
-        cells = "  ".join(f"latprof x{f:.2f} {p * f:6.1f} ({p * f / m - 1:+6.1%})  "
-                          f"FLOPs {b * f:6.1f} ({b * f / m - 1:+6.1%})" for f in factors.values())
+        cells = "  ".join(f"latprof x{f:.3f} {p * f:6.1f} ({p * f / m - 1:+6.1%})  "
+                          f"FLOPs x{fb:.3f} {b * fb:6.1f} ({b * fb / m - 1:+6.1%})" for _, f, fb in scales)
         print(f"    {name:<22} measured {m:6.1f}  {cells}")
-    for runtime, f in factors.items():
-        print(f"  on the scale of {runtime}:")
+    for runtime, f, fb in scales:
+        print(f"  on the scale of {runtime} (latprof x{f:.3f}, FLOPs x{fb:.3f}):")
         print("  " + _summary("latprof", ours * f, measured) + f"  Spearman {_rho(ours, measured):.3f}")
-        print("  " + _summary("FLOPs-only fit", base * f, measured) + f"  Spearman {_rho(base, measured):.3f}")
+        print("  " + _summary("FLOPs-only fit", base * fb, measured) + f"  Spearman {_rho(base, measured):.3f}")
 
 
 def host_check(store: Store, host_store: Store, n_archs: int, n_cal: int, seed: int, rounds: int) -> None:
