@@ -163,6 +163,9 @@ def test_calibrate_end_to_end_on_a_new_device(tmp_path, monkeypatch):
         factor = old_runtime[row["runtime"]]
         assert row["measured_ms"] == pytest.approx(factor * (2.5 * row["reference_ms"] + 1.0))
         assert row["loo_ms"] == pytest.approx(row["measured_ms"], rel=0.1)
+    predicted = CliRunner().invoke(main, ["predict", "mobilenet-v2@0.35,64", "--device", "galaxy-s7"])
+    assert predicted.exit_code == 0, predicted.output
+    assert "for runtime 'tflite 2.14'" in predicted.output
     unknown = CliRunner().invoke(main, ["calibrate", "--device", "galaxy-s7", "--from", str(measurements),
                                         "--runtime", "tflite 9"])
     assert unknown.exit_code != 0 and "no calibration row was measured with runtime 'tflite 9'" in unknown.output

@@ -96,6 +96,7 @@ class CalibratedPredictor:
     def __init__(self, calibration: Calibration, reference=None) -> None:
         self.calibration = calibration
         self.device = calibration.device
+        self.runtime = calibration.model.runtime  # the runtime version predicted for ("" when rows named none)
         self.space = getattr(reference, "space", "mnasnet")
         self.splitter = ReferenceSplitter(calibration.op_costs, calibration.sequence_factor, reference)
         model = calibration.model

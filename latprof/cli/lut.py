@@ -195,6 +195,8 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
         else:  # a calibrated device: layers scaled from the reference device
             counts = ", ".join(f"{n} layers {source}" for source, n in sorted(sources.items()))
         click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); {counts}")
+        if getattr(predictor, "runtime", ""):
+            click.echo(f"  for runtime {predictor.runtime!r} (`latprof calibrate --runtime` picks another)")
         click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
         click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
         for r in p.layers:
