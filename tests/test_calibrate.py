@@ -143,12 +143,12 @@ def test_calibrate_end_to_end_on_a_new_device(tmp_path, monkeypatch):
     with Store() as store:
         host_ms = [host_reference(tflite_for(model_spec(*m)), store)[0].total_ms for m in models]
     measurements = tmp_path / "galaxy.csv"
-    old_runtime = {"tflite 2.4": 1.3, "tflite 2.14": 1.0}  # two models measured again on an older, slower runtime
+    runtime_factor = {"tflite 2.4": 1.3, "tflite 2.14": 1.0}  # two models measured again on an older, slower runtime
     with measurements.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["model", "depth_multiplier", "resolution", "latency_ms", "runtime_version", "source"])
         for i, ((family, alpha, res), ms) in enumerate(zip(models, host_ms)):
-            for runtime, factor in old_runtime.items():
+            for runtime, factor in runtime_factor.items():
                 if runtime == "tflite 2.14" or i % 2:
                     writer.writerow([family, alpha, res, factor * (2.5 * ms + 1.0), runtime, "made up for the test"])
     result = CliRunner().invoke(main, ["calibrate", "--device", "galaxy-s7", "--from", str(measurements)])
@@ -160,7 +160,7 @@ def test_calibrate_end_to_end_on_a_new_device(tmp_path, monkeypatch):
     assert calibration.model.runtime_factors == {"tflite 2.4": pytest.approx(1.3, rel=0.02)}
     assert calibration.report["leave_one_out"]["mape"] < 0.05
     for row in calibration.rows:
-        factor = old_runtime[row["runtime"]]
+        factor = runtime_factor[row["runtime"]]
         assert row["measured_ms"] == pytest.approx(factor * (2.5 * row["reference_ms"] + 1.0))
         assert row["loo_ms"] == pytest.approx(row["measured_ms"], rel=0.1)
     predicted = CliRunner().invoke(main, ["predict", "mobilenet-v2@0.35,64", "--device", "galaxy-s7"])
