@@ -60,22 +60,14 @@ def _macs(path: Path) -> float:
 def published(store: Store, phones: list[str]) -> dict:
     """Part 1; returns each phone's stored calibration and its rows' MACs, latencies and runtimes."""
     fitted = {}
-
     for phone in phones:
         rows = read_rows("published", phone)
-        x, g, y, macs, fam, names, rt = [], [], [], [], [], [], []
-        for row in rows:
-            path = tflite_for(row.spec)
-            cost, _ = host_reference(path, store)
-            x.append(cost.vector())
-            g.append(cost.gmacs())
-            y.append(row.latency_ms)
-            macs.append(_macs(path))
-            fam.append(row.spec.family)
-            names.append(f"{row.spec.name} [{'README' if 'README' in row.source else 'paper'}]")
-            rt.append(row.runtime)
-        x, g, y, macs, fam, rt = (np.array(v) for v in (x, g, y, macs, fam, rt))
-        macs = macs.astype(float)
+        result = calibrate(phone, rows, store)  # what `latprof calibrate --from published` stores and reports
+        costs = [host_reference(tflite_for(row.spec), store)[0] for row in rows]  # measured by calibrate, stored
+        x, g = np.array([c.vector() for c in costs]), np.array([c.gmacs() for c in costs])
+        y, macs = (np.array([r[k] for r in result.rows], float) for k in ("measured_ms", "macs"))
+        fam, rt = (np.array([r[k] for r in result.rows]) for k in ("family", "runtime"))
+        names = [f"{row.spec.name} [{'README' if 'README' in row.source else 'paper'}]" for row in rows]
         runtimes = list(dict.fromkeys(rt))
         counts = ", ".join(f"{f}: {np.sum(fam == f)}" for f in np.unique(fam))
         print(f"\n=== {phone}: {len(y)} published rows ({counts})")
@@ -111,7 +103,6 @@ def published(store: Store, phones: list[str]) -> dict:
             print("  " + _summary("FLOPs-only fit", fit_flops_linear(macs[tr], y[tr]).predict(macs[te]), y[te]))
             print("  " + _summary("host ms per kind only", fit_kind_ratios(x[tr], y[tr], runtimes=rt[tr]).predict(
                 x[te], None, rt[te]), y[te]))
-        result = calibrate(phone, rows, store)  # what `latprof calibrate --from published` stores and reports
         for key in ("leave_one_out", "flops_leave_one_out", "leave_one_family_out", "flops_leave_one_family_out",
                     "leave_one_family_out_scaled", "flops_leave_one_family_out_scaled"):
             if key in result.report:

@@ -66,8 +66,8 @@ def _chain(arch: Any, spec: str) -> Architecture:
         arch = arch.architecture()
     if not isinstance(arch, Architecture):
         raise EstimatorError(f"--accuracy {spec} builds chain networks (spaces mnasnet, fbnet; zero-cost also "
-                             f"nasbench201), not a "
-                             f"{type(arch).__name__}; pass --accuracy python:MODULE:FUNCTION for this space")
+                             f"nasbench201), not a {type(arch).__name__}; pass --accuracy python:MODULE:FUNCTION "
+                             f"for this space")
     return arch
 
 

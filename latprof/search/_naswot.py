@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from latprof.space import Architecture, LayerConfig, arch_layers
+from latprof.space import Architecture, LayerConfig, arch_layers, run_program
 
 __all__ = ["naswot_score", "naswot_program_score"]
 
@@ -145,9 +145,9 @@ class _Forward:
         return x * s[:, None, None, :]
 
     def layer(self, x: np.ndarray, layer: LayerConfig) -> np.ndarray:
-        inp = x
         if layer.is_cell_piece:
             return self.cell_layer(x, layer)
+        inp = x
         if layer.op == "cn":
             x = self.batch_norm(self.conv(x, layer.out_channels, layer.kernel, layer.stride))
             x = x if layer.activation == "none" else self.relu(x)
@@ -189,14 +189,14 @@ class _Forward:
 def naswot_program_score(steps: list, images: np.ndarray, seed: int = 0) -> float:
     """NASWOT score of a network given as a NAS-Bench-201 program (:meth:`NASBench201Space.program` steps)."""
     forward = _Forward(images.shape[0], np.random.default_rng(seed))
-    values = {0: images.astype(np.float32)}
-    for step in steps:
-        if step.layer is None:
-            values[step.out] = np.zeros((images.shape[0], *step.shape), np.float32)
-        elif step.layer.op == "add":
-            values[step.out] = values[step.src] + values[step.other]
-        elif step.layer.op != "fc":
-            values[step.out] = forward.layer(values[step.src], step.layer)
+
+    def apply(step, x, other):
+        if other is not None:  # an add
+            return x + other
+        return None if step.layer.op == "fc" else forward.layer(x, step.layer)
+
+    run_program(steps, images.astype(np.float32),
+                lambda step: np.zeros((images.shape[0], *step.shape), np.float32), apply)
     return forward.score()
 
 

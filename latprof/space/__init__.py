@@ -10,8 +10,10 @@
   :func:`arch_layers` lists an architecture's layers in run order.
 * :func:`count_params_macs`: parameters and multiply-adds without building.
 * :class:`SearchSpace`, :class:`MnasNetSpace`, :class:`FBNetSpace` (architectures
-  :class:`FBNetArch`), :class:`NASBench201Space` (:class:`NASBench201Arch`), :func:`get_space`: spaces, sampling, mutation, token
-  sequences, size and unique layer configurations.
+  :class:`FBNetArch`), :class:`NASBench201Space` (:class:`NASBench201Arch`), :func:`get_space`:
+  spaces, sampling, mutation, token sequences, size and unique layer configurations.
+* :meth:`NASBench201Space.program`: a cell network as a list of :class:`Step`;
+  :func:`run_program` evaluates one with any backend (writers, Keras, NASWOT).
 * :func:`build_keras_model`, :func:`export_tflite`, :func:`export_many`, :func:`keras_to_tflite`
   (import TensorFlow on first use) and :func:`read_tflite_ops` (reads any
   .tflite flatbuffer directly, no TensorFlow).
@@ -22,7 +24,7 @@ from latprof.space._base import Decision, SearchSpace, get_space, register_space
 from latprof.space._layers import LayerConfig, arch_layers, count_params_macs
 from latprof.space._fbnet import FBNetArch, FBNetSpace
 from latprof.space._mnasnet import MnasNetSpace
-from latprof.space._nasbench201 import NASBench201Arch, NASBench201Space
+from latprof.space._nasbench201 import NASBench201Arch, NASBench201Space, Step, run_program
 from latprof.space._references import REFERENCES, parse_arch
 from latprof.space._tflite import TFLiteOp, TFLiteTensor, read_tflite_ops, tflite_params_macs
 
@@ -85,6 +87,8 @@ __all__ = [
     "FBNetArch",
     "NASBench201Space",
     "NASBench201Arch",
+    "Step",
+    "run_program",
     "get_space",
     "register_space",
     "space_names",

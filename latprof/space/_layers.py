@@ -41,8 +41,11 @@ from latprof.errors import ArchitectureError
 from latprof.space._arch import Architecture
 
 LAYER_OPS = ("cn", "ds", "ir", "fc", "relu", "pool", "add", "res", "bnrelu")
-# Ops whose every field but the channels and resolution is fixed.
+# Ops whose every field but the channels and resolution is fixed (value: the kernel).
 _PLAIN_OPS = {"relu": 1, "add": 1, "bnrelu": 1, "pool": 3}
+# Fields an op fixes, besides no SE, no skip and no activation.
+_FIXED_FIELDS = {"fc": {"kernel": 1, "stride": 1}, "res": {"kernel": 3},
+                 **{op: {"kernel": kernel, "stride": 1} for op, kernel in _PLAIN_OPS.items()}}
 _KEY = re.compile(
     r"^(?P<op>[a-z]+)_k(?P<k>\d+)_s(?P<s>\d+)_e(?P<e>\d+)_i(?P<i>\d+)_o(?P<o>\d+)_se(?P<se>[0-9.e+-]+)"
     r"_(?P<skip>id|pool|none)_(?P<act>relu|relu6|none)_r(?P<r>\d+)(?:_g(?P<g>\d+))?$"
@@ -79,22 +82,13 @@ class LayerConfig:
         if self.groups != 1 and (self.mid_channels % self.groups or self.out_channels % self.groups):
             raise ArchitectureError(f"groups {self.groups} do not divide the layer's channels "
                                     f"{self.mid_channels} and {self.out_channels}; choose divisible channels")
-        if self.op == "fc":
-            for name, value in (("kernel", 1), ("stride", 1), ("se_ratio", 0.0), ("skip", "none"),
-                                ("activation", "none")):
+        if self.op in _FIXED_FIELDS:
+            fixed = {"se_ratio": 0.0, "skip": "none", "activation": "none", **_FIXED_FIELDS[self.op]}
+            for name, value in fixed.items():
                 object.__setattr__(self, name, value)
-        if self.op in _PLAIN_OPS or self.op == "res":
-            object.__setattr__(self, "se_ratio", 0.0)
-            object.__setattr__(self, "skip", "none")
-            object.__setattr__(self, "activation", "none")
-        if self.op in _PLAIN_OPS:
-            object.__setattr__(self, "kernel", _PLAIN_OPS[self.op])
-            object.__setattr__(self, "stride", 1)
-            if self.in_channels != self.out_channels:
-                raise ArchitectureError(f"a {self.op!r} layer keeps its channels; got {self.in_channels} -> "
-                                        f"{self.out_channels}")
-        if self.op == "res":
-            object.__setattr__(self, "kernel", 3)
+        if self.op in _PLAIN_OPS and self.in_channels != self.out_channels:
+            raise ArchitectureError(f"a {self.op!r} layer keeps its channels; got {self.in_channels} -> "
+                                    f"{self.out_channels}")
         object.__setattr__(self, "se_ratio", float(self.se_ratio))
         if self.skip == "id" and not (self.stride == 1 and self.in_channels == self.out_channels):
             object.__setattr__(self, "skip", "none")

@@ -42,7 +42,7 @@ both behaviours, so the space comes in two registered forms:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -142,6 +142,19 @@ class Step:
 def _piece(op: str, kernel: int, channels: int, resolution: int) -> LayerConfig:
     """A channel-keeping, stride-1 layer of a cell (made once: a network holds ~150 of them)."""
     return LayerConfig(op, kernel, 1, 1, 0.0, "none", channels, channels, resolution, "none")
+
+
+def run_program(steps: Sequence[Step], model_input: Any, zeros: Callable[[Step], Any],
+                apply: Callable[[Step, Any, Any], Any]) -> dict[int, Any]:
+    """Every value of a program: ``zeros(step)`` for a zero map, ``apply(step, x, other)`` for a layer (``other``:
+    an ``add``'s second operand, else None); value 0 is ``model_input``."""
+    values = {0: model_input}
+    for step in steps:
+        if step.layer is None:
+            values[step.out] = zeros(step)
+        else:
+            values[step.out] = apply(step, values[step.src], values.get(step.other))
+    return values
 
 
 _EDGE_PIECES = {"avg_pool_3x3": ("pool", 3), "nor_conv_1x1": ("cn", 1), "nor_conv_3x3": ("cn", 3)}
@@ -276,14 +289,12 @@ class NASBench201Space(SearchSpace[NASBench201Arch]):
 
         steps, out, unread = self._checked_program(arch)
         g = _Graph(seed)
-        values = {0: g.activation((1, RESOLUTION, RESOLUTION, 3), "input")}
-        for s in steps:
-            if s.layer is None:
-                values[s.out] = g.float_const(np.zeros((1, *s.shape), np.float32), f"zeros{s.out}")
-            elif s.layer.op == "add":
-                values[s.out] = g.cell_layer(values[s.src], s.layer, s.name, values[s.other])
-            else:
-                values[s.out] = g.layer(values[s.src], s.layer, s.name)
+
+        def apply(s: Step, x: int, other: int | None) -> int:
+            return g.cell_layer(x, s.layer, s.name, other) if other is not None else g.layer(x, s.layer, s.name)
+
+        values = run_program(steps, g.activation((1, RESOLUTION, RESOLUTION, 3), "input"),
+                             lambda s: g.float_const(np.zeros((1, *s.shape), np.float32), f"zeros{s.out}"), apply)
         return g.finish([values[0]], [values[out]] + [values[v] for v in unread], f"latprof nasbench201 {arch}")
 
     def keras_model(self, arch: NASBench201Arch):
@@ -292,15 +303,15 @@ class NASBench201Space(SearchSpace[NASBench201Arch]):
         keras = _keras()
         steps, out, unread = self._checked_program(arch)
         inp = keras.Input((RESOLUTION, RESOLUTION, 3), batch_size=1, name="input")
-        values: dict[int, Any] = {0: inp}
-        for s in steps:
+
+        def apply(s: Step, x, other):
             name = s.name.replace(".", "_").replace("+", "_add")
-            if s.layer is None:  # a zero map; the converter folds the x * 0 (a BROADCAST_TO may remain)
-                values[s.out] = keras.ops.broadcast_to(keras.ops.multiply(keras.ops.mean(inp), 0.0), (1, *s.shape))
-            elif s.layer.op == "add":
-                values[s.out] = apply_cell_layer(values[s.src], s.layer, name, values[s.other])
-            else:
-                values[s.out] = apply_layer(values[s.src], s.layer, name)
+            return apply_cell_layer(x, s.layer, name, other) if other is not None else apply_layer(x, s.layer, name)
+
+        def zeros(s: Step):  # input * 0, which the converter folds (a BROADCAST_TO may remain)
+            return keras.ops.broadcast_to(keras.ops.multiply(keras.ops.mean(inp), 0.0), (1, *s.shape))
+
+        values = run_program(steps, inp, zeros, apply)
         outputs = [values[out]] + [values[v] for v in unread]
         return keras.Model(inp, outputs if unread else outputs[0], name="nasbench201")
 
