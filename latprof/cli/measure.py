@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from latprof.benchmarking.record import Measurement, inspect_model
-
-
-def _store(ctx: click.Context):
-    from latprof.store import Store
-
-    return Store(ctx.obj.get("db"))
+from latprof.cli.options import db_option, device_option, echo_json, json_option, open_store, timeout_option
 
 
 def _summary(m: Measurement) -> str:
@@ -38,10 +32,16 @@ def _summary(m: Measurement) -> str:
     return "\n".join(lines)
 
 
+def _show(m: Measurement, as_json: bool) -> None:
+    if as_json:
+        echo_json(m.to_dict())
+    else:
+        click.echo(_summary(m))
+
+
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--device", "device_name", default="local", show_default=True,
-              help="Config name (device_configs/), ADB serial, or HOST:PORT.")
+@device_option()
 @click.option("--runs", type=click.IntRange(min=1), help="Timed runs (default: the device config's).")
 @click.option("--warmup", type=click.IntRange(min=0), help="Warm-up runs (default: the device config's).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
@@ -49,34 +49,35 @@ def _summary(m: Measurement) -> str:
 @click.option("--core-mask", help="taskset mask on the phone (default: the config's big cores).")
 @click.option("--benchmark-binary", type=click.Path(path_type=Path),
               help="Local benchmark_model to push when the phone lacks one.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), help="Seconds before giving up.")
+@timeout_option
 @click.option("--wait-cool", is_flag=True, help="Wait for a hot device to cool before measuring.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full record as JSON.")
+@json_option
+@db_option
 @click.pass_context
 def measure(ctx, model, device_name, runs, warmup, threads, op_profile, core_mask, benchmark_binary,
-            timeout_s, wait_cool, as_json):
+            timeout_s, wait_cool, as_json, db):
     """Measure the latency of a .tflite MODEL on the host (default) or a phone."""
     from latprof.devices import open_device
     from latprof.measure import build_request, measure as run_measure
 
     inspect_model(model)  # fail on a bad file before connecting to anything
-    with _store(ctx) as store, open_device(device_name) as device:
+    with open_store(ctx, db) as store, open_device(device_name) as device:
         request = build_request(device, runs=runs, warmup=warmup, threads=threads, op_profile=op_profile,
                                 timeout_s=timeout_s, core_mask=core_mask, benchmark_binary=benchmark_binary)
         result = run_measure(model, device, request, store=store, wait_cool=wait_cool,
                              notify=lambda msg: click.echo(f"Warning: {msg}", err=True))
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else _summary(result))
+    _show(result, as_json)
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def devices(as_json):
     """List the devices latprof can see: local and ADB devices."""
     from latprof.devices import list_devices
 
     rows = list_devices()
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
     for row in rows:
         click.echo(
@@ -90,31 +91,40 @@ def devices(as_json):
 @click.argument("log", type=click.Path(path_type=Path))
 @click.option("--device", "device_name", default="unknown", show_default=True, help="Device the log came from.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), help="The .tflite the log measured, to record its hash.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@db_option
 @click.pass_context
-def import_log_command(ctx, log, device_name, model_path, as_json):
+def import_log_command(ctx, log, device_name, model_path, as_json, db):
     """Parse a saved benchmark_model output LOG and store it."""
     from latprof.measure import import_log
 
     model = inspect_model(model_path) if model_path else None
-    with _store(ctx) as store:
+    with open_store(ctx, db) as store:
         result = import_log(log, device=device_name, model=model, store=store)
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else _summary(result))
+    _show(result, as_json)
 
 
 @click.command()
 @click.option("--device", "device_name", help="Only this device.")
 @click.option("--model", "model_name", help="Only models whose file name contains this.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Export to this CSV file.")
+@json_option
+@db_option
 @click.pass_context
-def results(ctx, device_name, model_name, csv_path):
+def results(ctx, device_name, model_name, csv_path, as_json, db):
     """List (or export) stored measurements."""
-    with _store(ctx) as store:
+    with open_store(ctx, db) as store:
         frame = store.measurements_frame(device_name, model_name)
     if csv_path:
         frame.to_csv(csv_path, index=False)
-        click.echo(f"wrote {len(frame)} measurements to {csv_path}")
-        return
+        click.echo(f"wrote {len(frame)} measurements to {csv_path}", err=as_json)
+    if as_json:
+        echo_json(frame.to_dict(orient="records"))
+    elif not csv_path:
+        _print_table(frame)
+
+
+def _print_table(frame) -> None:
     if frame.empty:
         click.echo("no measurements stored yet; run `latprof measure MODEL`")
         return
