@@ -9,7 +9,7 @@ Reference costs are real host measurements (end to end + per operator) of Keras
 builds of each published model (weights=None), stored in --db and reused.
 
 Part 2, never fitted: the 25 MnasNet-A1 multiplier x resolution points the MnasNet
-authors published for Pixel 1 (device_configs/published/mnasnet_a1_pixel1_latency.csv),
+authors published for Pixel 1 (latprof/data/device_configs/published/mnasnet_a1_pixel1_latency.csv),
 predicted by Pixel 1's calibration from part 1, next to the FLOPs-only fit of the same rows.
 Their runtime is none of the fitted ones, so they are shown on the scale of each.
 

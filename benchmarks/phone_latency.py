@@ -4,7 +4,7 @@ For each space (NAS-Bench-201 in both its forms -- ``nasbench201``, every
 non-``none`` edge runs, which HELP's own Pixel 2 / Galaxy A50 timings follow,
 and ``nasbench201-pruned``, dead ends dropped, which HW-NAS-Bench's Pixel 3 /
 Raspberry Pi 4 timings follow -- and FBNet) and each device column of the published
-data shipped in ``device_configs/published/`` (HELP / HW-NAS-Bench), fit on N
+data shipped in ``latprof/data/device_configs/published/`` (HELP / HW-NAS-Bench), fit on N
 measured architectures and predict every other architecture of the file (held
 out, never seen by the fit or the selection's labels):
 
@@ -46,7 +46,7 @@ from scipy.stats import kendalltau, spearmanr
 from latprof.calibrate import (
     PriorCosts, bags, fit_space_model, layer_info, predict_bags, select_active, select_random,
 )
-from latprof.calibrate._space import PUBLISHED_DIR
+from latprof.data import PUBLISHED
 from latprof.space import get_space
 
 SAMPLE_SIZES = (10, 20, 50, 100, 900)
@@ -61,7 +61,7 @@ MIN_RELATIVE_MS = 0.5
 
 
 def load(space_name: str) -> tuple[list[str], dict[str, np.ndarray]]:
-    path = PUBLISHED_DIR / f"{space_name}_latency.csv"
+    path = PUBLISHED / f"{space_name}_latency.csv"
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     devices = [c[:-3] for c in rows[0] if c.endswith("_ms")]

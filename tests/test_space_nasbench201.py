@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from latprof.data import PUBLISHED
 from latprof.errors import ArchitectureError
 from latprof.predict import layer_ops
 from latprof.space import LayerConfig, NASBench201Arch, get_space, keras_to_tflite, read_tflite_ops
 from latprof.space._flatbuffer import layer_tflite_bytes
 
-CSV = Path(__file__).resolve().parents[1] / "device_configs" / "published" / "nasbench201_latency.csv"
+CSV = PUBLISHED / "nasbench201_latency.csv"
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 DEAD_END = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"  # node 1 feeds nothing
 DISCONNECTED = "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|"

@@ -3,7 +3,7 @@
 Rows come from a CSV file (``model,latency_ms`` plus optional
 ``depth_multiplier,resolution,device,runtime_version,source`` columns;
 ``latprof results --csv`` exports work too) or from the published Pixel tables shipped in
-``device_configs/published/``. Each row's model is costed on the reference
+latprof (:data:`latprof.data.PUBLISHED`). Each row's model is costed on the reference
 device (the host) by operator kind; :func:`fit_kind_ratios` maps those costs
 to the device, with one latency factor per runtime version other than the one
 predicted for. The result is stored as plain JSON in the ``predictors`` table.
@@ -25,6 +25,7 @@ from latprof.calibrate._fit import KindRatioModel, cross_validate_flops, cross_v
 from latprof.calibrate._models import ModelSpec, model_spec, tflite_for
 from latprof.calibrate._opcost import OpCostModel
 from latprof.calibrate._reference import host_reference
+from latprof import data
 from latprof.errors import LatprofError, ParseError, PredictorError
 from latprof.store import Store
 
@@ -32,7 +33,7 @@ __all__ = ["CalibrationRow", "Calibration", "read_rows", "calibrate", "load_cali
 
 FORMAT = "latprof-calibrated/1"
 CALIBRATED_SPACE = "*"  # a calibration predicts any model, not one space's
-PUBLISHED = Path(__file__).resolve().parents[2] / "device_configs" / "published" / "published_pixel_latency.csv"
+PUBLISHED = data.PUBLISHED / "published_pixel_latency.csv"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from latprof.data import PUBLISHED
 from latprof.errors import LatprofError, ParseError, PredictorError
 from latprof.space import LayerConfig, SearchSpace, get_space
 from latprof.store import Store
@@ -43,10 +44,9 @@ from latprof.store import Store
 __all__ = ["SpaceRow", "SpaceModel", "SpaceCalibration", "SpacePredictor", "PriorCosts", "read_space_rows",
            "fit_space_model", "select_active", "select_random", "suggest_archs", "bags", "layer_info", "predict_bags",
            "layer_group", "analytic_ms", "ranking_report", "calibrate_space", "load_space_calibration",
-           "SPACE_FORMAT", "PUBLISHED_DIR"]
+           "SPACE_FORMAT"]
 
 SPACE_FORMAT = "latprof-space-calibrated/1"
-PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "device_configs" / "published"
 MIN_ROWS = 3
 _LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, np.inf)
 _OUTLIER_SIGMAS, _MAX_OUTLIER_SHARE = 5.0, 0.1
@@ -106,7 +106,7 @@ class SpaceRow:
 
 
 def _published_file(space: str) -> Path:
-    return PUBLISHED_DIR / f"{space}_latency.csv"
+    return PUBLISHED / f"{space}_latency.csv"
 
 
 def read_space_rows(source: str | Path, device: str, space: SearchSpace,
@@ -115,7 +115,7 @@ def read_space_rows(source: str | Path, device: str, space: SearchSpace,
 
     ``source`` is a CSV with ``arch,latency_ms`` columns (optionally ``device``,
     ``source``) or ``published``: the per-architecture phone latencies shipped in
-    ``device_configs/published/<space>_latency.csv``, column ``<device>_ms``.
+    ``latprof/data/device_configs/published/<space>_latency.csv``, column ``<device>_ms``.
     """
     published = str(source) == "published"
     path = _published_file(space.family) if published else Path(source)

@@ -1,8 +1,9 @@
-"""Device configs: one TOML file per device in ``device_configs/``.
+"""Device configs: one TOML file per device.
 
 A user adds a device by adding a file. Configs are searched in, in order:
 ``$LATPROF_DEVICE_CONFIGS`` (colon-separated folders), the user's
-``~/.config/latprof/devices/`` and the repository's ``device_configs/``.
+``~/.config/latprof/devices/`` and the configs shipped with latprof
+(:data:`latprof.data.DEVICE_CONFIGS`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from latprof.data import DEVICE_CONFIGS
 from latprof.errors import ParseError, UnknownDeviceError
 
 __all__ = ["DeviceConfig", "BenchmarkDefaults", "ThermalLimits", "load_config", "list_configs", "config_dirs"]
-
-_REPO_CONFIGS = Path(__file__).resolve().parents[2] / "device_configs"
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def config_dirs() -> list[Path]:
     """Folders searched for device configs, highest priority first."""
     dirs = [Path(p) for p in os.environ.get("LATPROF_DEVICE_CONFIGS", "").split(os.pathsep) if p]
     dirs.append(Path.home() / ".config" / "latprof" / "devices")
-    dirs.append(_REPO_CONFIGS)
+    dirs.append(DEVICE_CONFIGS)
     return dirs
 
 
@@ -86,7 +86,7 @@ def _parse(path: Path) -> DeviceConfig:
             source=path,
         )
     except TypeError as exc:
-        raise ParseError(f"device config {path} has an unknown key ({exc}); see device_configs/pixel1.toml") from None
+        raise ParseError(f"device config {path} has an unknown key ({exc}); see {DEVICE_CONFIGS / 'pixel1.toml'}") from None
 
 
 def list_configs() -> dict[str, DeviceConfig]:
@@ -106,7 +106,7 @@ def load_config(name: str) -> DeviceConfig:
     if name not in configs:
         known = ", ".join(sorted(configs)) or "none"
         raise UnknownDeviceError(
-            f"unknown device '{name}' (known: {known}); add device_configs/{name}.toml, "
+            f"unknown device '{name}' (known: {known}); add ~/.config/latprof/devices/{name}.toml, "
             "or pass an ADB serial or HOST:PORT"
         )
     return configs[name]

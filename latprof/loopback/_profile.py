@@ -1,6 +1,6 @@
 """What the fake phone looks like: properties, connect banner and sysfs, from a device config.
 
-A device config (``device_configs/<name>.toml``) gives the identity (``[match]``:
+A device config (``latprof/data/device_configs/<name>.toml``) gives the identity (``[match]``:
 model, device, board) and the hardware (``[hardware]``: soc, abi, sdk, release,
 per-core ``cpu_max_khz``). From those this module builds the ``getprop`` table,
 the ``CNXN`` banner, and the files a phone exposes under ``/sys`` and ``/proc``:
