@@ -218,7 +218,7 @@ def test_modern_log_with_percentiles_and_peak_memory():
     assert out.inference == RunStats(count=73, first_us=13810, curr_us=13624, min_us=13488, max_us=15131,
                                      avg_us=13711.6, std_us=243, p5_us=13506, median_us=13654, p95_us=14135)
     assert out.warmup.count == 36 and out.warmup.median_us == 13755 and out.warmup.p95_us == 14650
-    assert out.memory_mb == {"delta_init": 14.3047, "delta_overall": 22.5859, "peak_periodic": 31.0742}
+    assert out.memory_mb == {"delta_init": 14.3047, "delta_overall": 22.5859, "peak_periodic": 31.0742, "vm_rss": 31}
     assert out.params["Report the peak memory footprint"] == "1"
     # glog-style prefix stripped; warnings keep their severity so they stand out.
     assert "Created TensorFlow Lite XNNPACK delegate for CPU." in out.messages
