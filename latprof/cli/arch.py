@@ -12,12 +12,14 @@ from pathlib import Path
 
 import click
 
-from latprof.space import Architecture, arch_to_json, get_space, space_names
+from latprof.cli.options import (
+    depth_multiplier_option, echo_json, json_option, resolution_option, space_option, space_params,
+)
+from latprof.space import Architecture, arch_to_json, get_space
 
 
 def _get_space(name: str, depth_multiplier: float | None, resolution: int | None):
-    params = {"depth_multiplier": depth_multiplier, "resolution": resolution}
-    return get_space(name, **{k: v for k, v in params.items() if v is not None})
+    return get_space(name, **space_params(resolution, depth_multiplier))
 
 
 def _m(n: int) -> str:
@@ -25,12 +27,7 @@ def _m(n: int) -> str:
 
 
 def _space_options(func):
-    func = click.option("--resolution", type=int, help="Input resolution of the space [mnasnet: 224].")(func)
-    func = click.option("--depth-multiplier", type=float,
-                        help="Global depth multiplier of the space [mnasnet: 1.0].")(func)
-    func = click.option("--space", "space_name", default="mnasnet", show_default=True,
-                        type=click.Choice(space_names()), help="Search space.")(func)
-    return func
+    return space_option()(depth_multiplier_option(resolution_option(func)))
 
 
 @click.group()
@@ -40,7 +37,7 @@ def arch() -> None:
 
 @arch.command("show")
 @click.argument("architecture", metavar="NAME|STRING")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 @_space_options
 def show(architecture: str, as_json: bool, space_name: str, depth_multiplier: float, resolution: int) -> None:
     """Layers, parameters, multiply-adds, string and JSON forms of an architecture."""
@@ -56,11 +53,11 @@ def show(architecture: str, as_json: bool, space_name: str, depth_multiplier: fl
         })
     string = sp.format(a)
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             "name": getattr(a, "name", None), "space": sp.name, "string": string,
             "architecture": json.loads(arch_to_json(generic)) if generic is not None else None,
             "params": params, "macs": macs, "layers": rows,
-        }, indent=2))
+        })
         return
     if generic is not None:
         click.echo(f"{a.name or 'architecture'}: {_m(params)} parameters, {macs / 1e6:.1f}M multiply-adds at "
@@ -81,26 +78,32 @@ def show(architecture: str, as_json: bool, space_name: str, depth_multiplier: fl
 @arch.command("sample")
 @click.option("--n", "-n", "n", type=click.IntRange(min=0), default=10, show_default=True, help="How many.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same list).")
+@json_option
 @_space_options
-def sample(n: int, seed: int, space_name: str, depth_multiplier: float, resolution: int) -> None:
+def sample(n: int, seed: int, as_json: bool, space_name: str, depth_multiplier: float, resolution: int) -> None:
     """Uniformly random architectures of the space, one string a line."""
     import random
 
     space = _get_space(space_name, depth_multiplier, resolution)
     rng = random.Random(seed)
-    for _ in range(n):
-        click.echo(space.format(space.sample(rng)))
+    strings = [space.format(space.sample(rng)) for _ in range(n)]
+    if as_json:
+        echo_json({"space": space.name, "params": space.params(), "seed": seed, "architectures": strings})
+        return
+    for string in strings:
+        click.echo(string)
 
 
 @arch.command("export")
 @click.argument("architecture", metavar="NAME|STRING")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .tflite file to write.")
+@json_option
 @_space_options
-def export(architecture: str, output: Path, space_name: str, depth_multiplier: float, resolution: int) -> None:
+def export(architecture: str, output: Path, as_json: bool, space_name: str, depth_multiplier: float,
+           resolution: int) -> None:
     """Build an architecture as a Keras model and convert it to a float32 .tflite."""
-    from latprof.space import export_tflite, read_tflite_ops
-    from latprof.space._build import quiet_native_stderr
+    from latprof.space import export_tflite, quiet_native_stderr, read_tflite_ops
 
     sp = _get_space(space_name, depth_multiplier, resolution)
     a = sp.parse(architecture)
@@ -111,6 +114,10 @@ def export(architecture: str, output: Path, space_name: str, depth_multiplier: f
     seconds = time.perf_counter() - start
     ops = read_tflite_ops(path)
     size = path.stat().st_size
+    if as_json:
+        echo_json({"path": str(path), "bytes": size, "ops": len(ops), "params": params, "macs": macs,
+                   "seconds": seconds})
+        return
     click.echo(f"wrote {path} ({size / 1e6:.1f} MB, {len(ops)} ops, {_m(params)} parameters, "
                f"{macs / 1e6:.1f}M multiply-adds) in {seconds:.1f} s")
     click.echo(f"measure it with: latprof measure {path}")
@@ -124,7 +131,7 @@ def space() -> None:
 @space.command("show")
 @_space_options
 @click.option("--layers", "list_layers", is_flag=True, help="Also list every unique layer configuration key.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def space_show(space_name: str, depth_multiplier: float, resolution: int, list_layers: bool, as_json: bool) -> None:
     """The space: its decisions, its size and its unique layer configurations."""
     sp = _get_space(space_name, depth_multiplier, resolution)
@@ -133,7 +140,7 @@ def space_show(space_name: str, depth_multiplier: float, resolution: int, list_l
     if as_json:
         if list_layers:
             d["layer_keys"] = [layer.layer_key() for layer in uniques]
-        click.echo(json.dumps(d, indent=2))
+        echo_json(d)
         return
     params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in d["params"].items())
     click.echo(f"search space {d['space']} ({params})")

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 import sys
+from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-
-def _store(ctx: click.Context, db: str | None):
-    from latprof.store import Store
-
-    return Store(db or (ctx.obj or {}).get("db"))
-
-
-def _space(name: str, resolution: int | None, depth_multiplier: float | None):
-    from latprof.space import get_space
-
-    params = {}
-    if resolution is not None:
-        params["resolution"] = resolution
-    if depth_multiplier is not None:
-        params["depth_multiplier"] = depth_multiplier
-    return get_space(name, **params)
-
-
-_db_option = click.option("--db", type=click.Path(dir_okay=False),
-                          help="Results database (default: the main --db, $LATPROF_DB or ~/.local/share/latprof).")
+from latprof.cli.options import (
+    db_option, depth_multiplier_option, device_option, echo_json, json_option, open_store, resolution_option,
+    space_option, space_params,
+)
 
 
 @click.command("build-lut")
-@click.option("--device", "device_name", default="local", show_default=True,
-              help="Config name (device_configs/), ADB serial, or HOST:PORT.")
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
-@click.option("--resolution", type=int, help="Input resolution of the space (default: the space's, 224).")
-@click.option("--depth-multiplier", type=float, help="Depth multiplier of the space (default: the space's, 1.0).")
+@device_option()
+@space_option()
+@resolution_option
+@depth_multiplier_option
 @click.option("--runs", type=click.IntRange(min=1), help="Timed runs per layer (host default 30; phones: the config's).")
 @click.option("--warmup", type=click.IntRange(min=0), help="Warm-up runs per layer (host default 5).")
 @click.option("--calibration", type=click.IntRange(min=0), default=None,
@@ -50,10 +33,12 @@ _db_option = click.option("--db", type=click.Path(dir_okay=False),
 @click.option("--no-probe", is_flag=True, help="Host: do not time the speed probe around each model "
               "(for a dedicated, quiet machine).")
 @click.option("--rebuild", is_flag=True, help="Delete this device's table for the space and measure it anew.")
-@_db_option
+@json_option
+@db_option
 @click.pass_context
 def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, warmup, calibration,
-              calibration_runs, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild, db):
+              calibration_runs, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild, as_json,
+              db):
     """Measure every unique layer of a search space on a device: its latency lookup table.
 
     Resumes where an interrupted build stopped; entries already stored are not measured again.
@@ -62,9 +47,10 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
     from latprof.devices.local import LocalDevice
     from latprof.lut import DEFAULT_CALIBRATION, LUT_RUNS, LUT_WARMUP, build_lut as run_build
     from latprof.measure import build_request
+    from latprof.space import get_space
 
-    space = _space(space_name, resolution, depth_multiplier)
-    with _store(ctx, db) as store, open_device(device_name) as device:
+    space = get_space(space_name, **space_params(resolution, depth_multiplier))
+    with open_store(ctx, db) as store, open_device(device_name) as device:
         host = isinstance(device, LocalDevice)
         request = build_request(device, runs=runs or (LUT_RUNS if host else None),
                                 warmup=warmup if warmup is not None else (LUT_WARMUP if host else None),
@@ -85,6 +71,9 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
             click.echo("\nInterrupted: every entry measured so far is stored; run the same command again to resume.",
                        err=True)
             sys.exit(130)
+    if as_json:
+        echo_json({**asdict(summary), "database": str(store.path)})
+        return
     click.echo(f"table: {summary.entries} entries ({summary.already_stored} already stored, {summary.measured} "
                f"measured now); calibration: {summary.calibration} architectures "
                f"({summary.calibration_already_stored} already stored, {summary.calibration_measured} measured now); "
@@ -104,22 +93,22 @@ def _pct(x: float) -> str:
 
 
 @click.command()
-@click.option("--device", "device_name", default="local", show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@device_option()
+@space_option()
 @click.option("--folds", type=click.IntRange(min=2), default=10, show_default=True,
               help="Cross-validation folds for the end-to-end correction.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-@_db_option
+@json_option
+@db_option
 @click.pass_context
 def fit(ctx, device_name, space_name, folds, as_json, db):
     """Fit a device's predictor from its lookup table and calibration set; report cross-validated error."""
     from latprof.predict import fit_predictor, save_predictor
 
-    with _store(ctx, db) as store:
+    with open_store(ctx, db) as store:
         model, report = fit_predictor(store, device_name, space_name, folds=folds)
         predictor_id = save_predictor(store, model, report)
     if as_json:
-        click.echo(json.dumps({"id": predictor_id, **report}, indent=2))
+        echo_json({"id": predictor_id, **report})
         return
     e2e = report["end_to_end_cv"]
     lines = [f"{device_name} ({space_name}): {report['table_entries']} table entries, "
@@ -150,10 +139,10 @@ def fit(ctx, device_name, space_name, folds, as_json, db):
 @click.argument("models", nargs=-1)
 @click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A file of architectures (or .tflite paths), one a line; predicted together with MODELS.")
-@click.option("--device", "device_name", default="local", show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
-@_db_option
+@device_option()
+@space_option()
+@json_option
+@db_option
 @click.pass_context
 def predict(ctx, models, from_file, device_name, space_name, as_json, db):
     """Predict the latency of architectures (names, strings, JSON) or .tflite files on a device."""
@@ -167,7 +156,7 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
                   if line.strip() and not line.lstrip().startswith("#")]
     if not texts:
         raise click.UsageError("name at least one architecture or .tflite file, or pass --from FILE")
-    with _store(ctx, db) as store:
+    with open_store(ctx, db) as store:
         predictor = load_predictor(device_name, space_name, store=store)
     space = get_space(space_name, **getattr(predictor, "space_params", {}))
     results = []
@@ -185,7 +174,7 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
         results.append((getattr(arch, "name", None) or space.format(arch), predictor.predict(arch)))
     if as_json:
         out = [{"model": name, **p.to_dict()} for name, p in results]
-        click.echo(json.dumps(out if len(out) > 1 else out[0], indent=2))
+        echo_json(out if len(out) > 1 else out[0])
         return
     for name, p in results:
         sources = Counter(r.source for r in p.layers)

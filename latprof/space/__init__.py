@@ -27,6 +27,7 @@ from latprof.space._mnasnet import MnasNetSpace
 from latprof.space._nasbench201 import NASBench201Arch, NASBench201Space, Step, run_program
 from latprof.space._references import REFERENCES, parse_arch
 from latprof.space._tflite import TFLiteOp, TFLiteTensor, read_tflite_ops, tflite_params_macs
+from latprof.space._flatbuffer import write_tflite
 
 
 def build_keras_model(arch, name=None):
@@ -60,6 +61,13 @@ def export_many(items, out_dir, workers=None, skip_existing=True):
     from latprof.space._build import export_many as _many
 
     return _many(items, out_dir, workers=workers, skip_existing=skip_existing)
+
+
+def quiet_native_stderr():
+    """A context manager that hides native (C++) stderr chatter, such as TensorFlow's start-up lines."""
+    from latprof.space._build import quiet_native_stderr as _quiet
+
+    return _quiet()
 
 
 def keras_to_tflite(model):
@@ -96,8 +104,10 @@ __all__ = [
     "export_tflite",
     "export_many",
     "keras_to_tflite",
+    "quiet_native_stderr",
     "TFLiteOp",
     "TFLiteTensor",
     "read_tflite_ops",
+    "write_tflite",
     "tflite_params_macs",
 ]
