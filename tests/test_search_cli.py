@@ -42,7 +42,7 @@ def test_search_prints_defaults_progress_tables_and_writes_every_file(tmp_path, 
     assert result.exit_code == 0, result.output
     text = result.output
     for line in ("--device      local  (default)", "--controller  ppo: LSTM policy", "--seed 0  (default)",
-                 "--reward      soft: ACC x (LAT/60 ms)^w, w = -0.07 if LAT <= 60 ms else -0.07  (default)",
+                 "--reward      auto -> hard, hard: ACC x (LAT/60 ms)^w, w = 0 if LAT <= 60 ms else -1  (default)",
                  "--accuracy    zero-cost: NASWOT score", "Mellor et al., ICML 2021", "--latency     predictor",
                  "--samples     16   --batch-size 16  (default)", "--workers 1  (default)",
                  "not ImageNet accuracy", "Top 10 architectures by reward", "Pareto front", "16/16 samples",
@@ -50,8 +50,11 @@ def test_search_prints_defaults_progress_tables_and_writes_every_file(tmp_path, 
         assert line in text, line
     trials = list(csv.DictReader((out / "trials.csv").open()))
     assert [int(r["idx"]) for r in trials] == list(range(16))
-    best = max((r for r in trials if r["status"] == "ok"), key=lambda r: float(r["reward"]))
+    ok = [r for r in trials if r["status"] == "ok"]
+    within = [r for r in ok if float(r["latency_ms"]) <= 60] or ok
+    best = max(within, key=lambda r: float(r["reward"]))
     assert (out / "best_arch.txt").read_text().strip() == best["arch"]
+    assert f"answer (trial {best['idx']}" in text
     assert "CONV_2D" in {op.name for op in read_tflite_ops(out / "best.tflite")}
     pareto = list(csv.DictReader((out / "pareto.csv").open()))
     lat = [float(r["latency_ms"]) for r in pareto]
@@ -67,6 +70,23 @@ def test_search_prints_defaults_progress_tables_and_writes_every_file(tmp_path, 
     assert more.exit_code == 0, more.output
     assert "32 samples (16 resumed from earlier runs" in more.output
     assert len(list(csv.DictReader((out / "trials.csv").open()))) == 32
+
+
+def test_search_json_is_one_document_and_the_answer_meets_the_target(tmp_path, monkeypatch):
+    """--json: stdout parses as one JSON document; the soft reward's pick over the target is not the answer."""
+    import json
+
+    monkeypatch.setattr(latprof.predict, "load_predictor", lambda device, space, store=None: MacsPredictor())
+    result = CliRunner().invoke(
+        main, ["search", "--target-ms", "60", "--samples", "32", "--reward", "soft", "--out", str(tmp_path / "j"),
+               "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["reward_mode"] == "soft" and document["samples"] == 32
+    assert document["answer"]["latency_ms"] <= 60 or all(t["latency_ms"] > 60 for t in document["pareto"])
+    assert document["best_reward"]["reward"] >= document["answer"]["reward"]
+    assert (tmp_path / "j" / "best_arch.txt").read_text().strip() == document["answer"]["arch"]
+    assert "latprof search:" in result.stderr  # the settings header still reaches the user, on stderr
 
 
 @pytest.mark.parametrize("args,fragment", [

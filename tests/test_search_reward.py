@@ -57,7 +57,7 @@ def test_a_non_positive_or_non_finite_target_is_refused_with_the_fix(target):
 
 
 def test_unknown_mode_and_bad_exponents_are_refused():
-    with pytest.raises(SearchError, match="--reward soft or --reward hard"):
+    with pytest.raises(SearchError, match="pass --reward auto, soft or hard"):
         Reward.from_mode(75, "medium")
     with pytest.raises(SearchError, match="--beta"):
         Reward.from_mode(75, "soft", beta=math.nan)
@@ -69,3 +69,13 @@ def test_latency_must_be_positive():
         r(0.7, 0.0)
     with pytest.raises(ValueError):
         r.many(np.array([0.7]), np.array([-1.0]))
+
+
+def test_auto_reward_is_hard_for_a_builtin_proxy_and_soft_for_the_users_accuracy():
+    from latprof.search import SearchConfig
+
+    assert SearchConfig(target_ms=75).reward_mode == "hard"
+    assert SearchConfig(target_ms=75).make_reward().beta == -1.0
+    assert SearchConfig(target_ms=75, accuracy="proxy-train").reward_mode == "hard"
+    assert SearchConfig(target_ms=75, accuracy="python:mod:f").reward_mode == "soft"
+    assert SearchConfig(target_ms=75, reward="soft").make_reward().alpha == -0.07

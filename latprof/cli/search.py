@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import replace
@@ -11,11 +12,10 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from latprof.search._controllers import CONTROLLER_NAMES
-from latprof.search._reward import REWARD_MODES
-from latprof.search._runner import LATENCY_SOURCES, SearchConfig
-from latprof.search._trials import value
-from latprof.space import space_names
+from latprof.cli.options import (
+    db_option, device_option, echo_json, json_option, open_store, resolution_option, space_option,
+)
+from latprof.search import CONTROLLER_NAMES, LATENCY_SOURCES, REWARD_CHOICES, SearchConfig
 
 if TYPE_CHECKING:
     from latprof.devices import Device
@@ -63,19 +63,19 @@ def _source_note(ctx: click.Context, name: str) -> str:
 
 @click.command()
 @click.option("--target-ms", type=float, required=True, help="Target latency T in milliseconds.")
-@click.option("--device", "device_name", default=_DEFAULTS["device"], show_default=True,
-              help="Device whose predictor (or, with --latency measure, which device) gives latencies.")
-@click.option("--space", "space_name", default=_DEFAULTS["space"], show_default=True,
-              help="Search space: " + ", ".join(space_names()) + " (`latprof space show --space S`).")
-@click.option("--resolution", type=int, help="Input resolution of the space (default: the predictor's, else the "
-              "space's).")
+@device_option(_DEFAULTS["device"],
+               help="Device whose predictor (or, with --latency measure, which device) gives latencies.")
+@space_option(_DEFAULTS["space"])
+@resolution_option
 @click.option("--samples", type=int, default=_DEFAULTS["samples"], show_default=True,
               help="Architectures to sample in total (with --resume, including those already stored).")
 @click.option("--seed", type=int, default=_DEFAULTS["seed"], show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: latprof-search-DEVICE-Tms].")
-@click.option("--reward", type=click.Choice(list(REWARD_MODES)), default=_DEFAULTS["reward"], show_default=True,
-              help="soft: alpha = beta = -0.07; hard: alpha = 0, beta = -1 (the paper's two constraints).")
+@click.option("--reward", type=click.Choice(REWARD_CHOICES), default=_DEFAULTS["reward"], show_default=True,
+              help="The paper's two constraints: soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1); "
+                   "auto: hard with a built-in accuracy proxy (which would walk a soft search past the target), "
+                   "soft with your own accuracy (python:...).")
 @click.option("--alpha", type=float, help="Exponent when LAT <= T (overrides --reward's).")
 @click.option("--beta", type=float, help="Exponent when LAT > T (overrides --reward's).")
 @click.option("--controller", type=click.Choice(CONTROLLER_NAMES), default=_DEFAULTS["controller"],
@@ -93,28 +93,32 @@ def _source_note(ctx: click.Context, name: str) -> str:
 @click.option("--resume", is_flag=True, help="Continue the search stored for --out.")
 @click.option("--verify", is_flag=True, help="Measure the best architecture on the device next to its prediction.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows of the top table.")
+@json_option
+@db_option
 @click.pass_context
 def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, out_dir, reward, alpha, beta, controller,
-           accuracy, data, latency, workers, batch_size, resume, verify, top):
-    """Search a space (default MnasNet) for the best reward ACC x (LAT/T)^w on a device (Tan et al., CVPR 2019)."""
-    from latprof.search import SearchConfig, make_estimator, run_search, write_outputs
-    from latprof.store import Store
+           accuracy, data, latency, workers, batch_size, resume, verify, top, as_json, db):
+    """Search a space (default MnasNet) for the best reward ACC x (LAT/T)^w on a device (Tan et al., CVPR 2019).
 
+    The answer (best_arch.txt, best.tflite, --verify) is the highest reward within the target latency.
+    """
+    from latprof.search import make_estimator, run_search, write_outputs
+    from latprof.space import quiet_native_stderr
+
+    say = functools.partial(click.echo, err=as_json)  # with --json, stdout carries the JSON document only
     config = SearchConfig(target_ms=target_ms, reward=reward, alpha=alpha, beta=beta, controller=controller,
                           accuracy=accuracy, latency=latency, device=device_name, samples=samples, seed=seed,
                           batch_size=batch_size, data=str(data) if data is not None else None, space=space_name,
                           space_params={"resolution": resolution} if resolution else {})
     out = out_dir or Path(f"latprof-search-{device_name}-{target_ms:g}ms")
     estimator = make_estimator(config.accuracy, data=config.data, seed=config.seed)
-    with Store((ctx.obj or {}).get("db")) as store:
+    with open_store(ctx, db) as store:
         predictor = _predictor(config, store) if latency == "predictor" else None
         if predictor is not None and not config.space_params and getattr(predictor, "space_params", None):
             config = replace(config, space_params=dict(predictor.space_params))
         device = _open(device_name) if (latency == "measure" or verify) else None
         try:
-            _header(ctx, config, estimator, predictor, out, workers, store, resume, verify)
-            if predictor is None:
-                assert device is not None  # --latency measure opened it
+            say(_header(ctx, config, estimator, predictor, out, workers, store, resume, verify))
             latency_model = predictor if predictor is not None else _measured(device, store, out, config)
             progress = _Progress(config.samples)
             try:
@@ -127,17 +131,41 @@ def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, o
                            "continue.", err=True)
                 sys.exit(130)
             progress.finish()
-            _report(result, top)
-            from latprof.space._build import quiet_native_stderr
-
+            if not as_json:
+                click.echo(_report(result, top))
             with quiet_native_stderr():  # TensorFlow's start-up chatter while exporting best.tflite
                 paths = write_outputs(result, out)
-            if verify and result.best is not None and device is not None:
-                paths["verify"] = _verify(result.best, result, device, store, out, predictor)
+            checked = None
+            if verify and result.chosen is not None and device is not None:
+                checked = _verify(result.chosen, result, device, store, out, predictor)
+                paths["verify"] = checked["path"]
+                say(checked["line"])
         finally:
             if device is not None:
                 device.close()
+    if as_json:
+        echo_json(_document(result, top, paths, checked))
+        return
     click.echo("files: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _trial_json(t: Trial | None) -> dict | None:
+    if t is None:
+        return None
+    return {"trial": t.idx, "arch": t.arch, "reward": t.reward, "latency_ms": t.latency_ms, "accuracy": t.accuracy}
+
+
+def _document(result: SearchResult, top: int, paths: dict[str, Path], checked: dict | None) -> dict:
+    config = result.config
+    return {
+        "config": config.to_dict(), "reward": config.make_reward().describe(), "reward_mode": config.reward_mode,
+        "accuracy_is_proxy": result.estimator_is_proxy, "samples": len(result.trials),
+        "resumed": result.resumed_trials, "failed": sum(not t.ok for t in result.trials),
+        "answer": _trial_json(result.chosen), "best_reward": _trial_json(result.best),
+        "top": [_trial_json(t) for t in result.top(top)], "pareto": [_trial_json(t) for t in result.pareto()],
+        "verify": checked["row"] if checked else None, "timings_s": result.timings,
+        "files": {name: str(path) for name, path in paths.items()},
+    }
 
 
 def _predictor(config: SearchConfig, store: Store) -> LatencyModel:
@@ -171,9 +199,10 @@ def _measured(device: Device, store: Store, out: Path, config: SearchConfig) -> 
 
 
 def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimator, predictor: LatencyModel | None,
-            out: Path, workers: int, store: Store, resume: bool, verify: bool) -> None:
+            out: Path, workers: int, store: Store, resume: bool, verify: bool) -> str:
     n = _source_note
     reward = config.make_reward()
+    auto = f"auto -> {config.reward_mode}, " if config.reward == "auto" else ""
     kind = "calibrated" if hasattr(predictor, "calibration") else "lookup-table"
     latency = (f"predictor: {config.device}'s {kind} predictor (latprof.predict)" if predictor is not None
                else f"measure: every sample exported to .tflite and benchmarked on {config.device}")
@@ -184,7 +213,7 @@ def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimat
         f"latprof search: MnasNet reward search (Tan et al., CVPR 2019) in the {space.name} space ({params})",
         f"  --target-ms   {config.target_ms:g} ms",
         f"  --device      {config.device}{n(ctx, 'device_name')}",
-        f"  --reward      {reward.describe()}{n(ctx, 'reward') if reward.mode != 'custom' else ''}",
+        f"  --reward      {auto}{reward.describe()}{n(ctx, 'reward') if reward.mode != 'custom' else ''}",
         f"  --controller  {controller.describe()}{n(ctx, 'controller')}",
         f"  --accuracy    {estimator.describe()}{n(ctx, 'accuracy')}",
         f"  --latency     {latency}{n(ctx, 'latency')}",
@@ -196,7 +225,7 @@ def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimat
     ]
     if estimator.is_proxy:
         lines.append("  note: the accuracy column is a built-in proxy for ranking candidates, not ImageNet accuracy")
-    click.echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 class _Progress:
@@ -223,7 +252,7 @@ class _Progress:
             click.echo("", err=True)
 
 
-def _report(result: SearchResult, top: int) -> None:
+def _report(result: SearchResult, top: int) -> str:
     label = "accuracy*" if result.estimator_is_proxy else "accuracy"
     t = result.timings
     new = len(result.trials) - result.resumed_trials
@@ -245,18 +274,29 @@ def _report(result: SearchResult, top: int) -> None:
     front = result.pareto()
     lines.append(f"\nPareto front, {label} vs latency ({len(front)} architectures; '<' marks those within the "
                  f"{result.config.target_ms:g} ms target):")
-    within = [value(t.latency_ms) <= result.config.target_ms for t in front]
+    within = [t.latency_ms <= result.config.target_ms for t in front]
     lines += [line if i == 0 else ("<" if within[i - 1] else " ") + line[1:]
               for i, line in enumerate(_table(front, label, space))]
     if result.estimator_is_proxy:
         lines.append(f"\n* {label[:-1]} is a proxy estimate ({result.estimator.split(':')[0]}), not ImageNet accuracy")
-    if result.best is not None:
-        lines.append(f"\nbest architecture (trial {result.best.idx}): {result.best.arch}")
-    click.echo("\n".join(lines))
+    lines += _answer_lines(result)
+    return "\n".join(lines)
+
+
+def _answer_lines(result: SearchResult) -> list[str]:
+    chosen, best, target = result.chosen, result.best, result.config.target_ms
+    if chosen is None:
+        return ["\nno successful sample: nothing to answer"]
+    where = "within" if chosen.latency_ms <= target else "no sample was within"
+    lines = [f"\nanswer (trial {chosen.idx}, {chosen.latency_ms:.2f} ms, {where} the {target:g} ms target, "
+             f"highest reward there): {chosen.arch}"]
+    if best is not chosen:
+        lines.append(f"  the highest reward overall is trial {best.idx} at {best.latency_ms:.2f} ms, over the target")
+    return lines
 
 
 def _verify(best: Trial, result: SearchResult, device: Device, store: Store, out: Path,
-            predictor: LatencyModel | None) -> Path:
+            predictor: LatencyModel | None) -> dict:
     from latprof.measure import build_request
     from latprof.search import MeasuredLatency, verify, write_verify
 
@@ -265,7 +305,7 @@ def _verify(best: Trial, result: SearchResult, device: Device, store: Store, out
                  result.config.target_ms, predictor, space)[0]
     band = (f" (predicted band {row['band_low_ms']:.2f}-{row['band_high_ms']:.2f} ms)"
             if row["band_low_ms"] is not None else "")
-    click.echo(f"verify on {device.name}: measured {row['measured_ms']:.2f} ms, predicted {row['predicted_ms']:.2f} ms"
-               f"{band}: prediction error {row['error_pct']:+.1f}%, measured vs target "
-               f"{row['measured_vs_target_pct']:+.1f}%")
-    return write_verify(Path(out) / "verify.csv", [row])
+    line = (f"verify on {device.name}: measured {row['measured_ms']:.2f} ms, predicted {row['predicted_ms']:.2f} ms"
+            f"{band}: prediction error {row['error_pct']:+.1f}%, measured vs target "
+            f"{row['measured_vs_target_pct']:+.1f}%")
+    return {"row": row, "line": line, "path": write_verify(Path(out) / "verify.csv", [row])}

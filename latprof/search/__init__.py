@@ -23,6 +23,7 @@ from latprof.search._accuracy import (
     scaled_copy,
 )
 from latprof.search._controllers import (
+    CONTROLLER_NAMES,
     Controller,
     EvolutionController,
     PPOController,
@@ -31,8 +32,9 @@ from latprof.search._controllers import (
 from latprof.search._data import ImageData, load_image_folder, shapes10
 from latprof.search._latency import LatencyModel, MeasuredLatency
 from latprof.search._outputs import verify, write_outputs, write_verify
-from latprof.search._reward import Reward
+from latprof.search._reward import REWARD_CHOICES, Reward
 from latprof.search._runner import (
+    LATENCY_SOURCES,
     Progress,
     SearchConfig,
     SearchResult,
@@ -42,6 +44,9 @@ from latprof.search._runner import (
 from latprof.search._trials import Trial
 
 __all__ = [
+    "CONTROLLER_NAMES",
+    "LATENCY_SOURCES",
+    "REWARD_CHOICES",
     "AccuracyEstimator",
     "CallableEstimator",
     "Controller",

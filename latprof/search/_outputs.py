@@ -29,7 +29,7 @@ def write_outputs(result: SearchResult, out_dir: str | Path, *, export: bool = T
     space = result.config.make_space()
     write_csv(paths["pareto"], result.pareto(), space)
     write_csv(paths["top"], result.top(), space)
-    best = result.best
+    best = result.chosen
     if best is not None:
         paths["best_arch"] = out / "best_arch.txt"
         unchanged = paths["best_arch"].exists() and paths["best_arch"].read_text().strip() == best.arch

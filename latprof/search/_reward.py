@@ -16,9 +16,10 @@ import numpy as np
 
 from latprof.errors import SearchError
 
-__all__ = ["REWARD_MODES", "Reward"]
+__all__ = ["REWARD_MODES", "REWARD_CHOICES", "Reward"]
 
 REWARD_MODES = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0)}
+REWARD_CHOICES = ("auto", *REWARD_MODES)  # auto: see SearchConfig.reward_mode
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Reward:
                   beta: float | None = None) -> Reward:
         """The paper's ``soft`` or ``hard`` reward; ``alpha``/``beta`` override its exponents."""
         if mode not in REWARD_MODES:
-            raise SearchError(f"unknown reward {mode!r}; pass --reward soft or --reward hard")
+            raise SearchError(f"unknown reward {mode!r}; pass --reward auto, soft or hard")
         default_alpha, default_beta = REWARD_MODES[mode]
         a = default_alpha if alpha is None else alpha
         b = default_beta if beta is None else beta

@@ -60,7 +60,7 @@ class SearchConfig:
     """Everything that determines a search's trials (``workers`` does not, so it is not here)."""
 
     target_ms: float
-    reward: str = "soft"
+    reward: str = "auto"
     alpha: float | None = None
     beta: float | None = None
     controller: str = "ppo"
@@ -92,8 +92,19 @@ class SearchConfig:
     def make_space(self) -> SearchSpace:
         return get_space(self.space, **self.space_params)
 
+    @property
+    def reward_mode(self) -> str:
+        """The reward used: ``auto`` is the hard constraint for a built-in accuracy proxy, else the paper's soft one.
+
+        A proxy (NASWOT, a short training run) grows with model size faster than the soft
+        reward's ``(LAT/T)^-0.07`` shrinks it, so a soft search walks past the target.
+        """
+        if self.reward != "auto":
+            return self.reward
+        return "soft" if self.accuracy.startswith("python:") else "hard"
+
     def make_reward(self) -> Reward:
-        return Reward.from_mode(self.target_ms, self.reward, self.alpha, self.beta)
+        return Reward.from_mode(self.target_ms, self.reward_mode, self.alpha, self.beta)
 
     def make_controller(self, space: SearchSpace) -> Controller:
         if self.controller == "ppo":
@@ -154,8 +165,15 @@ class SearchResult:
 
     @property
     def best(self) -> Trial | None:
+        """The trial of the highest reward."""
         ok = self.ok_trials
         return max(ok, key=lambda t: value(t.reward)) if ok else None
+
+    @property
+    def chosen(self) -> Trial | None:
+        """What the search answers: the highest reward within the target latency, else the highest reward."""
+        within = [t for t in self.ok_trials if value(t.latency_ms) <= self.config.target_ms]
+        return max(within, key=lambda t: value(t.reward)) if within else self.best
 
     def top(self, k: int = 10) -> list[Trial]:
         """The ``k`` best distinct architectures by reward."""
