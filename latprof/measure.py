@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from latprof.benchmarking.parser import parse_benchmark_output
+from latprof.benchmarking.parser import BenchmarkOutput, parse_benchmark_output
 from latprof.benchmarking.record import LatencyStats, Measurement, ModelInfo, inspect_model, run_op_profile
 from latprof.devices import BenchmarkRequest, Device, DeviceState
 from latprof.errors import ModelFileError, ParseError
@@ -102,45 +102,67 @@ def measure(
 
 def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | None = None,
                store: Store | None = None) -> Measurement:
-    """Turn a saved ``benchmark_model`` output into a measurement record (and store it)."""
+    """Turn a saved ``benchmark_model`` output (or an excerpt) into a measurement record (and store it).
+
+    The record keeps the whole parsed log in ``benchmark_output``; ``stats`` are the
+    steady-state runs (from the op profiler's timing line when the excerpt has no
+    benchmark count line, or only the average in old logs, each said in ``warnings``).
+    """
     log_path = Path(log_path)
     try:
         text = log_path.read_text(errors="replace")
     except FileNotFoundError:
         raise ModelFileError(f"log file not found: {log_path}; check the path") from None
     parsed = parse_benchmark_output(text)
-    warnings = []
-    if parsed.inference is not None:
-        stats = LatencyStats.from_run_stats(parsed.inference)
-    elif parsed.inference_avg_us is not None:  # old (TF 1.x) logs print only the average
-        avg_ms = parsed.inference_avg_us / 1e3
-        stats = LatencyStats(count=0, median_ms=None, mean_ms=avg_ms, std_ms=None, p5_ms=None, p95_ms=None,
-                             min_ms=None, max_ms=None)
-        warnings.append("the log reports only the average inference time; run count and spread are unknown")
-    else:
-        raise ParseError(f"{log_path} has no timed benchmark runs (no count=… line); pass a complete log")
-    params = parsed.params
-    graph = params.get("Graph", "")
-    settings = {
-        "threads": int(params["Num threads"]) if params.get("Num threads", "").lstrip("-").isdigit() else None,
-        "num_runs": stats.count or None,
-        "op_profile": params.get("Enable op profiling") in ("1", "true"),
-        "parameters": dict(params),
-    }
+    stats, warnings = _imported_stats(parsed, log_path)
     measurement = Measurement(
-        model_name=model.name if model else (Path(graph).name or "unknown"),
+        model_name=model.name if model else (Path(parsed.params.get("Graph", "")).name or "unknown"),
         model_sha256=model.sha256 if model else None, model_bytes=model.size_bytes if model else None,
         device=device, fingerprint={"imported_from": str(log_path.resolve())},
-        runtime="tflite benchmark_model", runtime_version="unknown (imported log)", settings=settings,
+        runtime="tflite benchmark_model", runtime_version="unknown (imported log)",
+        settings=_imported_settings(parsed, stats, model),
         command=f"imported from {log_path.name}", source="import-log",
         stats=stats, warnings=warnings,
         init_us=parsed.init_us, first_inference_us=parsed.first_inference_us,
         op_profile=run_op_profile(parsed),
         memory_mb=dict(parsed.memory_mb),
+        benchmark_output=parsed.to_dict(),
     )
     if store is not None:
         measurement = _with_id(measurement, store.add_measurement(measurement))
     return measurement
+
+
+def _imported_stats(parsed: BenchmarkOutput, log_path: Path) -> tuple[LatencyStats, list[str]]:
+    """The steady-state statistics of a parsed log, and warnings on where they came from."""
+    if parsed.inference is not None:
+        warnings = []
+        if "op profiler" in parsed.sources.get("inference", ""):
+            warnings.append("the log has no benchmark timing summary; run statistics are the op profiler's "
+                            "(per-run sums of op times, " + parsed.sources["inference"] + ")")
+        return LatencyStats.from_run_stats(parsed.inference), warnings
+    if parsed.inference_avg_us is not None:  # old (TF 1.x) logs print only the average
+        avg_ms = parsed.inference_avg_us / 1e3
+        stats = LatencyStats(count=0, median_ms=None, mean_ms=avg_ms, std_ms=None, p5_ms=None, p95_ms=None,
+                             min_ms=None, max_ms=None)
+        return stats, ["the log reports only the average inference time; run count and spread are unknown"]
+    raise ParseError(f"{log_path} has no timed benchmark runs (no count=… line); pass a complete log")
+
+
+def _imported_settings(parsed: BenchmarkOutput, stats: LatencyStats, model: ModelInfo | None) -> dict:
+    """The latency-changing settings a log states (None where it does not say)."""
+    params = parsed.params
+    threads = params.get("Num threads", "")
+    warmup = params.get("Min warmup runs", "")
+    return {
+        "threads": int(threads) if threads.lstrip("-").isdigit() else None,
+        "warmup_runs": int(warmup) if warmup.isdigit() else None,
+        "num_runs": stats.count or None,
+        "delegate": parsed.delegate_in_use() if parsed.delegates else None,
+        "dtype": model.dtype if model else None,
+        "op_profile": params.get("Enable op profiling") in ("1", "true"),
+        "parameters": dict(params),
+    }
 
 
 def _with_id(measurement: Measurement, measurement_id: int) -> Measurement:

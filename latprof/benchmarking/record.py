@@ -13,7 +13,8 @@ import numpy as np
 from latprof.benchmarking.parser import BenchmarkOutput, RunStats
 from latprof.errors import ModelFileError
 
-__all__ = ["LatencyStats", "Measurement", "ModelInfo", "inspect_model", "run_op_profile", "TFLITE_IDENTIFIER"]
+__all__ = ["LatencyStats", "Measurement", "ModelInfo", "inspect_model", "model_dtype", "run_op_profile",
+           "TFLITE_IDENTIFIER"]
 
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite
 
@@ -78,6 +79,44 @@ class ModelInfo:
     name: str
     sha256: str
     size_bytes: int
+    dtype: str | None = None  # see model_dtype
+
+
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8",
+               10: "float64"}  # TensorType of the TFLite schema
+_QUANTIZED = {"int8", "uint8", "int16"}
+
+
+def model_dtype(data: bytes) -> str | None:
+    """The data type a model computes in, from its first subgraph's inputs and constant (weight) tensors.
+
+    "float32" / "float16" (float16 weights); "int8" / "uint8" / "int16" when weights and inputs
+    are quantized (integer-only models); "int8-weights" for dynamic-range quantization
+    (int8 weights, float inputs). None when the file cannot be read.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        graph = model.Subgraphs(0)
+        inputs = {_TYPE_NAMES.get(graph.Tensors(int(i)).Type(), "other") for i in graph.InputsAsNumpy()}
+        weights = set()
+        for j in range(graph.TensorsLength()):
+            tensor = graph.Tensors(j)
+            buffer = model.Buffers(tensor.Buffer()) if tensor.Buffer() < model.BuffersLength() else None
+            if buffer is not None and (buffer.DataLength() or buffer.Offset() > 1):
+                weights.add(_TYPE_NAMES.get(tensor.Type(), "other"))
+    except Exception:  # flatbuffers raises struct.error, IndexError, ... on bad offsets
+        return None
+    weights -= {"int32", "int64", "bool"}  # biases, shapes and indices say nothing about the compute type
+    quantized = weights & _QUANTIZED
+    if quantized and inputs <= _QUANTIZED:
+        return sorted(inputs)[0] if inputs else sorted(quantized)[0]
+    if "int8" in quantized or "uint8" in quantized:
+        return "int8-weights"
+    if "float16" in weights:
+        return "float16"
+    return sorted(inputs)[0] if len(inputs) == 1 else ("float32" if "float32" in inputs else None)
 
 
 def inspect_model(path: Path) -> ModelInfo:
@@ -99,7 +138,8 @@ def inspect_model(path: Path) -> ModelInfo:
         )
     if not _structure_is_complete(data):
         raise ModelFileError(f"{path} is truncated or corrupt; copy or export the model again")
-    return ModelInfo(path=path, name=path.name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    return ModelInfo(path=path, name=path.name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                     dtype=model_dtype(data))
 
 
 def _structure_is_complete(data: bytes) -> bool:
@@ -134,7 +174,10 @@ class Measurement:
     """One stored latency measurement of one model on one device.
 
     ``settings`` holds everything that changes a latency: threads, core mask or
-    pinned CPU, warm-up and run counts, delegate, op profiling, timeout.
+    pinned CPU, warm-up and run counts, delegate, model data type, op profiling,
+    timeout. ``benchmark_output`` keeps everything ``benchmark_model`` printed
+    (warm-up, profiler timings, tables, delegate lines, the source of each figure),
+    where the result came from its log.
     """
 
     model_name: str
@@ -156,6 +199,7 @@ class Measurement:
     state_before: dict[str, Any] = field(default_factory=dict)
     state_after: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    benchmark_output: dict[str, Any] | None = None  # benchmark_model's whole parsed log (BenchmarkOutput.to_dict())
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     id: int | None = None
 

@@ -129,6 +129,10 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (search_id, idx)
     );
     """,
+    # version 4: everything benchmark_model printed (warm-up, profiler timings, tables, delegates, sources), as JSON
+    """
+    ALTER TABLE measurements ADD COLUMN benchmark_output TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -196,6 +200,7 @@ class Store:
             "run_us": json.dumps(m.run_us) if m.run_us is not None else None,
             "memory_mb": json.dumps(m.memory_mb), "state_before": json.dumps(m.state_before),
             "state_after": json.dumps(m.state_after), "warnings": json.dumps(m.warnings),
+            "benchmark_output": json.dumps(m.benchmark_output) if m.benchmark_output is not None else None,
         }
         columns = ", ".join(row)
         placeholders = ", ".join(f":{name}" for name in row)
@@ -243,6 +248,7 @@ class Store:
             op_profile=[dict(node_type=o[0], name=o[1], first_ms=o[2], avg_ms=o[3]) for o in ops],
             memory_mb=json.loads(row["memory_mb"]), state_before=json.loads(row["state_before"]),
             state_after=json.loads(row["state_after"]), warnings=json.loads(row["warnings"]),
+            benchmark_output=json.loads(row["benchmark_output"]) if row["benchmark_output"] else None,
         )
 
     def measurements_frame(self, device: str | None = None, model: str | None = None):
