@@ -474,10 +474,9 @@ def test_formatter_profile_section_matches_fixture_01_layout():
     assert top[0] == "[model/conv2/BiasAdd]:2" and len(top) == len(OPS)
 
 
-def test_formatted_output_feeds_the_adb_delegate_detection():
-    from latprof.devices.adb import _delegate
-
-    assert _delegate(parse_benchmark_output(formatted()).messages) == "xnnpack"
+def test_formatted_output_feeds_the_delegate_detection():
+    assert parse_benchmark_output(formatted()).delegate_in_use() == "xnnpack"
+    assert parse_benchmark_output(formatted(use_xnnpack=False)).delegate_in_use() == "none"
 
 
 def test_formatter_reproduces_fixture_01_tables_from_its_own_op_times():
@@ -495,3 +494,234 @@ def test_formatter_reproduces_fixture_01_tables_from_its_own_op_times():
         assert mine.avg_percent == pytest.approx(theirs.avg_percent, abs=0.002)
         assert mine.cdf_percent == pytest.approx(theirs.cdf_percent, abs=0.002)
     assert [t.cdf_percent for t in type_rows(ours)][-2:] == [99.999, 100.0]  # float32 accumulation, as real
+
+
+# ----------------------------------------------------------------- the whole record (issue 14 item 4)
+def test_01_profiler_timings_top_table_and_node_counts():
+    out = parse_benchmark_output(fixture_text("01"))
+    run, init = out.profile("run"), out.profile("init")
+    # "Timings (microseconds): count=50 first=2989660 curr=2912978 min=2727203 max=3189476 avg=2.9499e+06 std=109770"
+    assert run.timings == RunStats(count=50, first_us=2989660, curr_us=2912978, min_us=2727203, max_us=3189476,
+                                   avg_us=2.9499e6, std_us=109770, p5_us=None, median_us=None, p95_us=None)
+    assert (run.nodes_executed, run.nodes_observed, run.memory.count) == (31, 31, 0)
+    # "Timings (microseconds): count=1 curr=1356" for the initialization profile.
+    assert (init.timings.count, init.timings.avg_us, init.nodes_executed, init.nodes_observed) == (1, 1356, 1, 1)
+    top = [r for r in out.top_by_time if r.section == "run"]
+    assert len(top) == 10
+    assert (top[0].name, top[0].start_ms, top[0].first_ms, top[0].avg_ms, top[0].percent, top[0].cdf_percent) == (
+        "[MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6]:10", 898.426, 263.724, 277.374, 9.403, 9.403)
+    assert (top[-1].name, top[-1].avg_ms, top[-1].cdf_percent) == (
+        "[MobilenetV1/MobilenetV1/Conv2d_6_pointwise/Relu6]:12", 137.816, 74.508)
+    assert (out.model_size_mb, out.session_init_ms) == (16.9008, 17.187)
+    assert out.summary == {"Init": 17187, "First inference": 3512391, "Warmup (avg)": 3.51239e6,
+                           "Inference (avg)": 2.95034e6}
+    assert out.delegates == ()  # the riscv64 TFLite 2.8 build printed no delegate line
+
+
+def test_sources_name_the_line_of_each_figure():
+    out = parse_benchmark_output(fixture_text("01"))  # line 1 is "STARTING!"
+    assert out.sources["warmup"] == "line 11: count= line after 'Running benchmark for at least 1 iterations'"
+    assert out.sources["inference"] == "line 14: count= line after 'Running benchmark for at least 50 iterations'"
+    assert out.sources["summary.init"] == "line 16: timing summary ('Init')"
+    assert out.sources["memory_mb.delta_overall"].startswith("line 18: Memory footprint delta")
+    assert out.sources["profiles.run.primary.timings"].startswith("line 96: op profiler's Timings (microseconds)")
+    assert out.sources["run_order.run"] == "lines 42-72: run order table of Regular Benchmark Runs"
+    legacy = parse_benchmark_output(fixture_text("06"))
+    assert legacy.sources["summary.inference"] == "line 63: timing summary ('Inference')"
+    assert "inference" not in legacy.sources and legacy.inference is None  # missing, not zero
+
+
+def test_06_legacy_profile_keeps_profiler_timings_and_top_table():
+    out = parse_benchmark_output(fixture_text("06"))
+    assert out.profile("run").timings == RunStats(count=50, first_us=79449, curr_us=81350, min_us=77385,
+                                                  max_us=88213, avg_us=79732, std_us=1929, p5_us=None,
+                                                  median_us=None, p95_us=None)
+    assert out.profile("init") is None
+    assert [(r.name, r.avg_ms, r.times_called) for r in out.top_by_time][:2] == [
+        ("[MobilenetV1/MobilenetV1/Conv2d_3_pointwise/Relu6]", 6.652, 0),
+        ("[MobilenetV1/MobilenetV1/Conv2d_1_pointwise/Relu6]", 6.107, 0)]
+    assert out.summary == {"Warmup": 83235, "Init": 38467, "Inference": 79760.9}
+    assert out.first_inference_us is None and out.model_size_mb is None and out.session_init_ms is None
+
+
+@pytest.mark.parametrize("stem, cut, runs", [
+    ("01", "Operator-wise Profiling Info for Regular Benchmark Runs:",
+     RunStats(50, 2989660, 2912978, 2727203, 3189476, 2.9499e6, 109770, None, None, None)),
+    ("06", "", RunStats(50, 79449, 81350, 77385, 88213, 79732, 1929, None, None, None)),
+])
+def test_op_profiling_excerpt_without_summary_takes_the_profilers_timings(stem, cut, runs):
+    text = fixture_text(stem)
+    excerpt = cut + text.split(cut, 1)[1] if cut else text.split("Average inference timings")[0]
+    assert "Inference timings in us" not in excerpt
+    out = parse_benchmark_output(excerpt)
+    assert out.inference == runs and out.inference_avg_us == runs.avg_us
+    assert out.warmup is None and out.init_us is None and out.first_inference_us is None and out.summary == {}
+    assert "op profiler's Timings (microseconds)" in out.sources["inference"]
+    assert len(run_rows(out)) == 31
+
+
+def test_excerpt_with_tables_but_no_timing_is_a_parse_error():
+    text = fixture_text("06").split("Number of nodes executed")[0]  # Run Order and Top tables only
+    with pytest.raises(ParseError) as err:
+        parse_benchmark_output(text)
+    assert "no timing at all" in one_line(err)
+
+
+def test_log_that_started_but_has_no_timing_is_a_parse_error():
+    text = fixture_text("08").split("INFO: Running benchmark")[0]
+    with pytest.raises(ParseError) as err:
+        parse_benchmark_output(text)
+    assert "no timing at all" in one_line(err) and "Initialized session in 16.599ms." in one_line(err)
+
+
+def test_tables_pasted_with_spaces_for_tabs_read_the_same():
+    text = fixture_text("06")
+    spaced = parse_benchmark_output(text.replace("\t", "    "))
+    assert spaced.op_profile == parse_benchmark_output(text).op_profile
+    assert spaced.node_type_summary == parse_benchmark_output(text).node_type_summary
+
+
+def test_table_without_times_called_column():
+    text = "\n".join([
+        "============================== Summary by node type ==============================",
+        "\t[Node type]\t[count]\t[avg ms]\t[avg %]\t[cdf %]\t[mem KB]",
+        "\tConv2D\t2\t1.500\t75.000%\t75.000%\t12.000",
+        "\tRelu\t1\t0.500\t25.000%\t100.000%\t0.000", "",
+        "============================== Run Order ==============================",
+        "\t[node type]\t[start]\t[first]\t[avg ms]\t[%]\t[cdf%]\t[mem KB]\t[Name]",
+        "\tConv2D\t0.000\t1.100\t1.000\t50.000%\t50.000%\t6.000\tconv1", "",
+        "Timings (microseconds): count=3 first=2100 curr=1950 min=1950 max=2100 avg=2016.67 std=62",
+    ])
+    out = parse_benchmark_output(text)
+    assert [(t.node_type, t.count, t.avg_ms, t.mem_kb, t.times_called) for t in out.node_type_summary] == [
+        ("Conv2D", 2, 1.5, 12.0, None), ("Relu", 1, 0.5, 0.0, None)]
+    (row,) = out.op_profile
+    assert (row.name, row.start_ms, row.first_ms, row.mem_kb, row.times_called) == ("conv1", 0.0, 1.1, 6.0, None)
+    assert out.inference.count == 3 and out.inference.avg_us == 2016.67
+
+
+TFLITE_1X = """\
+Min num runs: [50]
+Num threads: [1]
+Graph: [mobilenet_v1_1.0_224_quant.tflite]
+Use nnapi : [0]
+Loaded model mobilenet_v1_1.0_224_quant.tflite
+resolved reporter
+Initialized session in 4.452ms
+Running benchmark for 1 iterations
+count=1 curr=146161
+
+Running benchmark for 50 iterations
+count=50 first=137789 curr=137254 min=137079 max=143416 avg=137722 std=896
+
+Average inference timings in us: Warmup: 146161, Init: 4452, no stats: 137722
+"""
+
+
+def test_tflite_1x_no_stats_summary():
+    out = parse_benchmark_output(TFLITE_1X)
+    assert out.inference == RunStats(50, 137789, 137254, 137079, 143416, 137722, 896, None, None, None)
+    assert out.warmup.count == 1 and out.warmup.avg_us == 146161
+    assert (out.init_us, out.warmup_avg_us, out.inference_avg_us, out.session_init_ms) == (4452, 146161, 137722, 4.452)
+    assert out.params["Use nnapi"] == "0" and out.delegate("nnapi").requested is False
+    assert out.summary == {"Warmup": 146161, "Init": 4452, "no stats": 137722}
+
+
+TF_DATED = """\
+2017-11-27 08:56:25.123456: I tensorflow/tools/benchmark/benchmark_model.cc:291] Running benchmark for max 2 \
+iterations, max -1 seconds without detailed stat logging, with -1s sleep between inferences
+2017-11-27 08:56:35.518000: I tensorflow/tools/benchmark/benchmark_model.cc:324] count=2 first=157668 \
+curr=150971 min=84108 max=186161 avg=154048 std=15025
+
+2017-11-27 08:56:35.518210: I tensorflow/tools/benchmark/benchmark_model.cc:291] Running benchmark for max 1000 \
+iterations, max 10 seconds with detailed stat logging, with -1s sleep between inferences
+2017-11-27 08:56:45.691915: I tensorflow/tools/benchmark/benchmark_model.cc:324] count=61 first=143913 \
+curr=150588 min=89136 max=256518 avg=165940 std=28180
+
+2017-11-27 08:56:45.692227: I tensorflow/tools/benchmark/benchmark_model.cc:538] Average inference timings in us: \
+Warmup: 169371, no stats: 154047, with stats: 165939
+"""
+
+
+def test_tensorflow_benchmark_with_dated_prefixes_and_with_stats_runs():
+    out = parse_benchmark_output(TF_DATED)
+    # Matched by average: the "no stats" runs are the inference, the "with stats" runs kept apart.
+    assert out.inference.count == 2 and out.inference.avg_us == 154048
+    assert out.inference_with_stats_avg_us == 165939 and out.warmup is None
+    assert out.sources["inference"].startswith("line 2: count= line after 'Running benchmark for max 2 iterations'")
+    assert (out.init_us, out.warmup_avg_us) == (None, 169371)
+
+
+GPU_LOG = """\
+INFO: STARTING!
+INFO: Num threads: [2]
+INFO: Graph: [/data/local/tmp/mask_estimator_phy.tflite]
+INFO: #threads used for CPU inference: [2]
+INFO: Use gpu: [1]
+INFO: Loaded model /data/local/tmp/mask_estimator_phy.tflite
+INFO: Initialized TensorFlow Lite runtime.
+INFO: Created TensorFlow Lite delegate for GPU.
+INFO: GPU delegate created.
+INFO: Loaded OpenCL library with dlopen.
+VERBOSE: Replacing 49 out of 49 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 1 partitions for subgraph 0.
+INFO: Initialized OpenCL-based API.
+INFO: Created 1 GPU delegate kernels.
+INFO: Explicitly applied GPU delegate, and the model graph will be completely executed by the delegate.
+INFO: The input model file size (MB): 0.2
+INFO: Initialized session in 842.225ms.
+INFO: count=13 first=115098 curr=36666 min=32079 max=115098 avg=40199.8 std=21694
+
+INFO: count=1694 first=35688 curr=33419 min=30394 max=42335 avg=35134.9 std=1733
+
+INFO: Inference timings in us: Init: 842225, First inference: 115098, Warmup (avg): 40199.8, Inference (avg): 35134.9
+INFO: Overall peak memory footprint (MB) via periodic monitoring: 74.6641
+INFO: Memory status at the end of exeution:
+INFO: - VmRSS              : 75 MB
+INFO: + RssAnnon           : 41 MB
+INFO: + RssFile + RssShmem : 34 MB
+"""
+
+
+def test_gpu_delegate_lines_and_memory_status():
+    out = parse_benchmark_output(GPU_LOG)
+    gpu = out.delegate("gpu")
+    assert (gpu.requested, gpu.created, gpu.applied, gpu.delegate_kernels) == (True, True, "complete", 1)
+    assert (gpu.nodes_delegated, gpu.nodes_total, gpu.partitions, gpu.unavailable) == (49, 49, 1, False)
+    assert len(gpu.lines) == 7 and out.delegate_in_use() == "gpu"
+    assert out.memory_mb == {"peak_periodic": 74.6641, "vm_rss": 75, "rss_anon": 41, "rss_file_shmem": 34}
+    assert out.sources["memory_mb.rss_anon"] == "line 25: + RssAnnon"
+    assert out.warmup.count == 13 and out.inference.count == 1694
+
+
+def test_xnnpack_partial_hexagon_and_unavailable_delegates():
+    text = "\n".join([
+        "INFO: Use xnnpack: [1]", "INFO: Use Hexagon: [1]", "INFO: Use NNAPI: [1]",
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", "INFO: XNNPACK delegate created.",
+        "INFO: Explicitly applied XNNPACK delegate, and the model graph will be partially executed by the delegate "
+        "w/ 22 delegate kernels.",
+        "INFO: Created TensorFlow Lite delegate for Hexagon.",
+        "INFO: Hexagon delegate: 28 nodes delegated out of 31 nodes with 2 partitions.",
+        "WARN: NNAPI acceleration is unsupported on this platform.",
+        "INFO: Inference timings in us: Init: 5, First inference: 9, Warmup (avg): 9, Inference (avg): 8",
+    ])
+    out = parse_benchmark_output(text)
+    xnn, hexagon, nnapi = out.delegate("xnnpack"), out.delegate("hexagon"), out.delegate("nnapi")
+    assert (xnn.requested, xnn.applied, xnn.delegate_kernels) == (True, "partial", 22)
+    assert (hexagon.created, hexagon.nodes_delegated, hexagon.nodes_total, hexagon.partitions) == (True, 28, 31, 2)
+    assert (nnapi.requested, nnapi.unavailable, nnapi.created) == (True, True, False)
+    assert out.delegate_in_use() == "xnnpack"
+
+
+def test_formatter_round_trips_profiler_timings_and_delegate_flags():
+    out = parse_benchmark_output(formatted(use_xnnpack=True, use_gpu=True))
+    ints = [int(round(v)) for v in RUNS]
+    run = out.profile("run")
+    assert (run.timings.count, run.timings.first_us, run.timings.min_us) == (60, ints[0], min(ints))
+    assert (run.nodes_executed, run.nodes_observed) == (len(OPS), len(OPS))
+    assert [r.name for r in out.top_by_time][0] == "[model/conv2/BiasAdd]:2"
+    assert out.delegate("xnnpack").applied == "complete" and out.delegate("xnnpack").requested is True
+    assert out.delegate("gpu").requested is True and out.delegate("gpu").unavailable
+    assert out.delegate_in_use() == "xnnpack"
+    assert out.model_size_mb == 16.9008 and out.session_init_ms == 17.187
+    without = parse_benchmark_output(formatted(use_xnnpack=False))
+    assert without.params["Use xnnpack"] == "0" and without.delegates[0].requested is False

@@ -112,12 +112,24 @@ def _op_tables(ops: Sequence[tuple[str, str, float, float]], run_us: Sequence[in
     return lines
 
 
+def _delegate_lines(use_xnnpack: bool | None, use_gpu: bool, use_nnapi: bool) -> list[str]:
+    lines = [] if use_xnnpack is False else ["INFO: Created TensorFlow Lite XNNPACK delegate for CPU."]
+    lines += [f"WARN: {name} acceleration is unsupported on this platform."
+              for name, used in (("GPU", use_gpu), ("NNAPI", use_nnapi)) if used]
+    if use_xnnpack:
+        lines += ["INFO: XNNPACK delegate created.",
+                  "INFO: Explicitly applied XNNPACK delegate, and the model graph will be completely executed by the "
+                  "delegate."]
+    return lines
+
+
 def format_benchmark_output(*, graph: str, num_threads: int, warmup_runs: int, num_runs: int,
                             init_us: float, warmup_us: Sequence[float], run_us: Sequence[float],
                             op_profile: Sequence[tuple[str, str, float, float]] | None = None,
                             model_size_mb: float | None = None, memory_mb: tuple[float, float] | None = None,
                             enable_op_profiling: bool = False,
-                            warmup_min_secs: float = 0.5, min_secs: float = 1.0) -> str:
+                            warmup_min_secs: float = 0.5, min_secs: float = 1.0,
+                            use_xnnpack: bool | None = None, use_gpu: bool = False, use_nnapi: bool = False) -> str:
     """The stdout+stderr ``benchmark_model --graph=… --num_threads=… --num_runs=… --warmup_runs=…`` prints.
 
     Times are microseconds (rounded to integers like the tool's clock); ``op_profile``
@@ -125,6 +137,13 @@ def format_benchmark_output(*, graph: str, num_threads: int, warmup_runs: int, n
     (init, overall) footprint delta. The op tables are printed when ``enable_op_profiling``
     is set and ``op_profile`` is given (the initialization profile is not, as we have no
     data for it). ``warmup_min_secs``/``min_secs`` are logged as parameters when not the defaults.
+
+    Delegate flags print what the tool prints for them on a platform with no GPU or
+    NNAPI (``tools/delegates/*_delegate_provider.cc``, ``benchmark_tflite_model.cc``):
+    ``use_xnnpack`` True applies XNNPACK explicitly, False turns the default XNNPACK
+    delegate off, None (the flag not given) leaves the default on; ``use_gpu`` and
+    ``use_nnapi`` log the parameter and the tool's "acceleration is unsupported on this
+    platform" warning, and the run goes on without them.
     """
     warm = [int(round(v)) for v in warmup_us]
     runs = [int(round(v)) for v in run_us]
@@ -139,10 +158,13 @@ def format_benchmark_output(*, graph: str, num_threads: int, warmup_runs: int, n
     if enable_op_profiling:
         params.append(("Enable op profiling", "1"))
     params.append(("#threads used for CPU inference", str(num_threads)))
+    params += [(name, "1") for name, used in (("Use gpu", use_gpu), ("Use NNAPI", use_nnapi)) if used]
+    if use_xnnpack is not None:
+        params.append(("Use xnnpack", "1" if use_xnnpack else "0"))
 
     info = ["STARTING!", "Log parameter values verbosely: [0]", *(f"{k}: [{v}]" for k, v in params),
-            f"Loaded model {graph}", "Created TensorFlow Lite XNNPACK delegate for CPU."]
-    out = [f"INFO: {line}" for line in info]
+            f"Loaded model {graph}"]
+    out = [f"INFO: {line}" for line in info] + _delegate_lines(use_xnnpack, use_gpu, use_nnapi)
     out.append(f"INFO: The input model file size (MB): {_g(model_size_mb)}" if model_size_mb and model_size_mb > 0
                else "WARN: Failed to get the input model file size.")
     out.append(f"INFO: Initialized session in {_g(init / 1e3)}ms.")
