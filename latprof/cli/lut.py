@@ -156,7 +156,7 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
                   if line.strip() and not line.lstrip().startswith("#")]
     if not texts:
         raise click.UsageError("name at least one architecture or .tflite file, or pass --from FILE")
-    with open_store(ctx, db) as store:
+    with open_store(ctx, db, writable=False) as store:
         predictor = load_predictor(device_name, space_name, store=store)
     space = get_space(space_name, **getattr(predictor, "space_params", {}))
     results = []

@@ -113,7 +113,7 @@ def import_log_command(ctx, log, device_name, model_path, as_json, db):
 @click.pass_context
 def results(ctx, device_name, model_name, csv_path, as_json, db):
     """List (or export) stored measurements."""
-    with open_store(ctx, db) as store:
+    with open_store(ctx, db, writable=False) as store:
         frame = store.measurements_frame(device_name, model_name)
     if csv_path:
         frame.to_csv(csv_path, index=False)

@@ -59,11 +59,14 @@ def space_params(resolution: int | None = None, depth_multiplier: float | None =
     return {k: v for k, v in params.items() if v is not None}
 
 
-def open_store(ctx: click.Context, db: str | None = None):
-    """The results store named by the subcommand's ``--db``, else the group's (``--db`` or ``$LATPROF_DB``)."""
+def open_store(ctx: click.Context, db: str | None = None, writable: bool = True):
+    """The results store named by the subcommand's ``--db``, else the group's (``--db`` or ``$LATPROF_DB``).
+
+    Checked writable at once (before any job runs) unless the command only reads (``writable=False``).
+    """
     from latprof.store import Store
 
-    return Store(db or (ctx.obj or {}).get("db"))
+    return Store(db or (ctx.obj or {}).get("db"), writable=writable)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -150,25 +150,72 @@ def default_db_path() -> Path:
 class Store:
     """A latprof database. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, *, writable: bool = True) -> None:
+        """Open (creating and migrating) the database at ``path``, default :func:`default_db_path`.
+
+        With ``writable`` (the default) a write is tried at once, so a job never runs only to lose its
+        result; commands that only read pass ``writable=False``, which also opens a read-only database.
+        """
         self.path = Path(path) if path is not None else default_db_path()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=30)
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._migrate()
+            try:
+                self._open()
+            except sqlite3.OperationalError:
+                if writable or not self.path.is_file():
+                    raise
+                self._open_read_only()
+            if writable:
+                self._check_writable()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open results database {self.path} ({exc}); pass another --db or move the file away") from None
+            raise StoreError(f"cannot open results database {self.path} ({exc}); make it and its folder writable, "
+                             "or pass another --db") from None
         except OSError as exc:
-            raise StoreError(f"cannot create results database {self.path} ({exc.strerror}); pass a writable --db") from None
+            reason = "part of its folder is a file" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
+            raise StoreError(f"cannot create results database {self.path} ({reason}); pass a writable --db") from None
 
-    def _migrate(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=30)
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._migrate()
+
+    def _open_read_only(self) -> None:
+        if hasattr(self, "_conn"):
+            self._conn.close()
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True)
+            self._check_schema(self._conn.execute("PRAGMA user_version").fetchone()[0], writable=False)
+        except sqlite3.OperationalError:
+            # A WAL database in a folder we cannot write has no shared-memory file: read it as immutable.
+            self._conn = sqlite3.connect(f"{uri}&immutable=1", uri=True)
+            self._check_schema(self._conn.execute("PRAGMA user_version").fetchone()[0], writable=False)
+
+    def _check_writable(self) -> None:
+        """A real write (the schema version, rewritten), rolled back: SQLite refuses it on a read-only file."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            raise StoreError(f"cannot write results database {self.path} ({exc}); make it and its folder writable, "
+                             "or pass another --db") from None
+        else:
+            self._conn.rollback()
+
+    def _check_schema(self, version: int, writable: bool) -> None:
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer latprof (schema {version} > {SCHEMA_VERSION}); upgrade latprof"
             )
+        if version < SCHEMA_VERSION and not writable:
+            raise StoreError(f"{self.path} has schema {version} and is read-only; make it writable once so latprof "
+                             f"can upgrade it to schema {SCHEMA_VERSION}")
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        self._check_schema(version, writable=True)
         for target in range(version, SCHEMA_VERSION):
             with self._conn:
                 self._conn.executescript(_MIGRATIONS[target])
