@@ -11,7 +11,6 @@ predicted for. The result is stored as plain JSON in the ``predictors`` table.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ from latprof.calibrate._reference import host_reference
 from latprof import data
 from latprof.errors import LatprofError, ParseError, PredictorError
 from latprof.store import Store
+from latprof.userfiles import latency_ms, read_csv
 
 __all__ = ["CalibrationRow", "Calibration", "read_rows", "calibrate", "load_calibration", "PUBLISHED", "FORMAT"]
 
@@ -55,15 +55,15 @@ def read_rows(source: str | Path, device: str, notify: Callable[[str], None] = l
     path = PUBLISHED if str(source) == "published" else Path(source)
     if not path.is_file():
         raise ParseError(f"measurements file not found: {path}; pass a CSV with model,latency_ms columns or `published`")
-    with path.open(newline="") as handle:
-        table = list(csv.DictReader(handle))
-    if not table or not {"model", "latency_ms"} <= set(table[0]):
+    columns, table = read_csv(path)
+    if not table or not {"model", "latency_ms"} <= set(columns):
         raise ParseError(f"{path} needs at least the columns model,latency_ms (one row per measured model)")
     rows, skipped = [], []
-    for number, raw in enumerate(table, start=2):
+    for number, raw in table:
         row_device = raw.get("device")
         if row_device and _published_device(row_device) != device and row_device != device:
             continue
+        latency = latency_ms(raw["latency_ms"], path, number)
         try:
             multiplier = float(raw["depth_multiplier"]) if raw.get("depth_multiplier") else None
             resolution = int(float(raw["resolution"])) if raw.get("resolution") else None
@@ -71,7 +71,7 @@ def read_rows(source: str | Path, device: str, notify: Callable[[str], None] = l
             if model.endswith(".tflite") and not Path(model).is_absolute():
                 model = str(path.parent / model) if (path.parent / model).exists() else model
             spec = model_spec(model, multiplier, resolution)
-            rows.append(CalibrationRow(spec, float(raw["latency_ms"]), raw.get("source") or path.name,
+            rows.append(CalibrationRow(spec, latency, raw.get("source") or path.name,
                                        raw.get("runtime_version") or ""))
         except (LatprofError, ValueError) as exc:
             skipped.append(f"line {number} ({raw.get('model')}): {exc}")

@@ -11,6 +11,7 @@ built with ``weights=None``. Built files are cached under
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -48,6 +49,16 @@ def _keras_family(model: str) -> tuple[str, bool] | None:
     return (base, minimal) if base in KERAS_FAMILIES else None
 
 
+def _scaling(model: str, multiplier: float | None, resolution: int | None, min_resolution: int) -> tuple[float, int]:
+    """A row's depth multiplier and resolution (1.0 and 224 when not given), checked."""
+    m = 1.0 if multiplier is None else float(multiplier)
+    r = 224 if resolution is None else resolution
+    if not (math.isfinite(m) and m > 0) or not (isinstance(r, int) and r >= min_resolution):
+        raise ArchitectureError(f"row '{model}': depth multiplier {m:g} must be above 0 and resolution {r} at least "
+                                f"{min_resolution}; fix the row")
+    return m, r
+
+
 def model_spec(model: str, multiplier: float | None = None, resolution: int | None = None) -> ModelSpec:
     """Resolve the ``model`` column of a calibration row (with its multiplier and resolution, if given)."""
     model = model.strip()
@@ -56,7 +67,7 @@ def model_spec(model: str, multiplier: float | None = None, resolution: int | No
     keras = _keras_family(model)
     if keras is not None:
         family, minimal = keras
-        m, r = float(multiplier or 1.0), int(resolution or 224)
+        m, r = _scaling(model, multiplier, resolution, min_resolution=32)  # Keras' MobileNets need 32 pixels
         name = f"{family}{'-minimalistic' if minimal else ''} {m:g}@{r}"
         return ModelSpec("keras", name, family.split("-")[0], family, m, r, minimal)
     from latprof.space import format_arch, parse_arch
@@ -65,7 +76,8 @@ def model_spec(model: str, multiplier: float | None = None, resolution: int | No
     if multiplier is not None or resolution is not None:
         if "@" in model or ":" in model:
             raise ArchitectureError(f"row '{model}' sets a multiplier/resolution twice; use NAME@M,R or the columns")
-        text = f"{model}@{multiplier or 1.0:g},{resolution or 224}"
+        m, r = _scaling(model, multiplier, resolution, min_resolution=1)
+        text = f"{model}@{m:g},{r}"
     arch = parse_arch(text)
     family = model.split("@")[0] if ":" not in model else "arch-string"
     return ModelSpec("arch", text if ":" not in text else format_arch(arch)[:40] + "…", family, text,

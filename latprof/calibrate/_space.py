@@ -25,7 +25,6 @@ candidates' layers, so it can also tell a user what to measure.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections import Counter
@@ -40,6 +39,7 @@ from latprof.data import PUBLISHED
 from latprof.errors import LatprofError, ParseError, PredictorError
 from latprof.space import LayerConfig, SearchSpace, get_space
 from latprof.store import Store
+from latprof.userfiles import latency_ms, read_csv
 
 __all__ = ["SpaceRow", "SpaceModel", "SpaceCalibration", "SpacePredictor", "PriorCosts", "read_space_rows",
            "fit_space_model", "select_active", "select_random", "suggest_archs", "bags", "layer_info", "predict_bags",
@@ -123,21 +123,21 @@ def read_space_rows(source: str | Path, device: str, space: SearchSpace,
         if published:
             raise ParseError(f"no published latencies ship for space {space.name}; pass a CSV with arch,latency_ms")
         raise ParseError(f"measurements file not found: {path}; pass a CSV with arch,latency_ms columns")
-    with path.open(newline="") as handle:
-        table = list(csv.DictReader(handle))
+    columns, table = read_csv(path)
     column = f"{device}_ms" if published else "latency_ms"
-    if not table or "arch" not in table[0] or column not in table[0]:
+    if not table or "arch" not in columns or column not in columns:
         if published:
-            have = ", ".join(c[:-3] for c in (table[0] if table else {}) if c.endswith("_ms"))
+            have = ", ".join(c[:-3] for c in columns if c.endswith("_ms"))
             raise ParseError(f"the published {space.name} data has no device {device!r}; it has: {have}")
         raise ParseError(f"{path} needs the columns arch,latency_ms (one row per measured architecture)")
     rows, skipped = [], 0
-    for number, raw in enumerate(table, start=2):
+    for number, raw in table:
         if not published and raw.get("device") and raw["device"] != device:
             continue
+        latency = latency_ms(raw[column], path, number)
         try:
             arch = space.format(space.parse(raw["arch"]))
-            rows.append(SpaceRow(arch, float(raw[column]), raw.get("source") or path.name))
+            rows.append(SpaceRow(arch, latency, raw.get("source") or path.name))
         except (LatprofError, ValueError) as exc:
             skipped += 1
             if skipped <= 5:

@@ -149,10 +149,11 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
     from latprof.errors import ArchitectureError
     from latprof.predict import load_predictor
     from latprof.space import get_space
+    from latprof.userfiles import read_text
 
     texts = list(models)
     if from_file is not None:
-        texts += [line.strip() for line in from_file.read_text().splitlines()
+        texts += [line.strip() for line in read_text(from_file).splitlines()
                   if line.strip() and not line.lstrip().startswith("#")]
     if not texts:
         raise click.UsageError("name at least one architecture or .tflite file, or pass --from FILE")
