@@ -16,6 +16,7 @@ __all__ = [
     "NoDeviceError",
     "DeviceUnauthorizedError",
     "DeviceDisconnectedError",
+    "UnsupportedDelegateError",
     "BenchmarkBinaryMissingError",
     "BenchmarkFailedError",
     "BenchmarkTimeoutError",
@@ -52,6 +53,12 @@ class NoDeviceError(DeviceError):
 
 class DeviceUnauthorizedError(DeviceError):
     """The device rejected our ADB key."""
+
+
+class UnsupportedDelegateError(DeviceError):
+    """The device cannot run the requested delegate (e.g. ``--delegate gpu`` on the host)."""
+
+    exit_code = 2
 
 
 class DeviceDisconnectedError(DeviceError):

@@ -12,8 +12,8 @@ from typing import Callable
 
 from latprof.benchmarking.parser import BenchmarkOutput, parse_benchmark_output
 from latprof.benchmarking.record import LatencyStats, Measurement, ModelInfo, inspect_model, run_op_profile
-from latprof.devices import BenchmarkRequest, Device, DeviceState
-from latprof.errors import ModelFileError, ParseError
+from latprof.devices import DEFAULT_DELEGATE, BenchmarkRequest, Device, DeviceState
+from latprof.errors import ModelFileError, ParseError, UnsupportedDelegateError
 from latprof.store import Store
 
 __all__ = ["measure", "import_log", "build_request"]
@@ -24,10 +24,20 @@ _COOL_POLL_S = 5.0
 def build_request(
     device: Device, *, runs: int | None = None, warmup: int | None = None, threads: int | None = None,
     op_profile: bool = False, timeout_s: float | None = None, core_mask: str | None = None,
-    benchmark_binary: Path | None = None,
+    benchmark_binary: Path | None = None, delegate: str | None = None,
 ) -> BenchmarkRequest:
-    """A benchmark request: the user's settings over the device config's defaults."""
+    """A benchmark request: the user's settings over the device config's defaults.
+
+    Raises UnsupportedDelegateError when ``device`` cannot run ``delegate``.
+    """
     defaults = device.config.benchmark
+    delegate = delegate or DEFAULT_DELEGATE
+    if delegate not in device.delegates:
+        need = "; the gpu and nnapi delegates need a phone (--device SERIAL)" if delegate in ("gpu", "nnapi") else ""
+        raise UnsupportedDelegateError(
+            f"--delegate {delegate} is not available on {device.name}, which runs {' or '.join(device.delegates)}"
+            f"{need}"
+        )
     return BenchmarkRequest(
         threads=threads or defaults.threads,
         warmup_runs=defaults.warmup_runs if warmup is None else warmup,
@@ -36,6 +46,7 @@ def build_request(
         timeout_s=timeout_s or defaults.timeout_s,
         core_mask=core_mask,
         benchmark_binary=benchmark_binary,
+        delegate=delegate,
     )
 
 

@@ -30,10 +30,16 @@ from importlib import metadata
 import numpy as np
 
 
-def _make_interpreter(model_path: str | None, threads: int, content: bytes | None = None):
-    from ai_edge_litert.interpreter import Interpreter
+# --delegate: XNNPACK is the interpreter's default delegate; "none" is benchmark_model's --use_xnnpack=false.
+_DELEGATES = {"xnnpack": "xnnpack (LiteRT default)", "none": "none (builtin kernels, no default delegates)"}
 
-    interpreter = Interpreter(model_path=model_path, model_content=content, num_threads=threads)
+
+def _make_interpreter(model_path: str | None, threads: int, content: bytes | None = None, delegate: str = "xnnpack"):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if delegate == "none" else OpResolverType.AUTO)
+    interpreter = Interpreter(model_path=model_path, model_content=content, num_threads=threads,
+                              experimental_op_resolver_type=resolver)
     interpreter.allocate_tensors()
     rng = np.random.default_rng(0)
     for detail in interpreter.get_input_details():
@@ -56,12 +62,12 @@ def _time_invokes(interpreter, count: int) -> list[float]:
     return times
 
 
-def _op_profile(model_path: str, threads: int, runs: int) -> list[tuple[str, str, float, float]]:
+def _op_profile(model_path: str, threads: int, runs: int, delegate: str) -> list[tuple[str, str, float, float]]:
     from latprof.benchmarking._slicing import single_op_models
 
     rows = []
     for node_type, name, content in single_op_models(model_path):
-        interpreter = _make_interpreter(None, threads, content)
+        interpreter = _make_interpreter(None, threads, content, delegate)
         first = _time_invokes(interpreter, 1)[0]
         times = _time_invokes(interpreter, max(runs, 1))
         rows.append((node_type, name, first / 1e3, float(np.mean(times)) / 1e3))
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-wait-s", type=float, default=0.0)
     parser.add_argument("--probe-tolerance", type=float, default=0.15)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--delegate", choices=sorted(_DELEGATES), default="xnnpack")
     parser.add_argument("--warmup-runs", type=int, default=10)
     parser.add_argument("--num-runs", type=int, default=50)
     parser.add_argument("--op-profile", action="store_true")
@@ -91,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         return _batch(args)
 
     start = time.perf_counter_ns()
-    interpreter = _make_interpreter(args.model, args.threads)
+    interpreter = _make_interpreter(args.model, args.threads, delegate=args.delegate)
     init_us = (time.perf_counter_ns() - start) / 1e3
     warmup = _time_invokes(interpreter, args.warmup_runs)
     runs = _time_invokes(interpreter, args.num_runs)
-    profile = _op_profile(args.model, args.threads, min(args.num_runs, 20)) if args.op_profile else None
+    profile = _op_profile(args.model, args.threads, min(args.num_runs, 20), args.delegate) if args.op_profile else None
     record = {
         "init_us": init_us,
         "warmup_us": warmup,
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "op_profile": profile,
         "runtime": "ai-edge-litert",
         "runtime_version": metadata.version("ai-edge-litert"),
-        "delegate": "xnnpack (LiteRT default)",
+        "delegate": _DELEGATES[args.delegate],
         "cpu": args.cpu,
     }
     print(json.dumps(record))
@@ -145,14 +152,14 @@ def _batch(args: argparse.Namespace) -> int:
             try:
                 before, waited = settle(wait_s) if probe is not None else (None, 0.0)
                 start = time.perf_counter_ns()
-                interpreter = _make_interpreter(model, args.threads)
+                interpreter = _make_interpreter(model, args.threads, delegate=args.delegate)
                 init_us = (time.perf_counter_ns() - start) / 1e3
                 warmup = _time_invokes(interpreter, args.warmup_runs)
                 runs = _time_invokes(interpreter, args.num_runs)
                 del interpreter
                 record = {"model": model, "init_us": init_us, "warmup_us": warmup, "run_us": runs,
                           "runtime": "ai-edge-litert", "runtime_version": version,
-                          "delegate": "xnnpack (LiteRT default)", "cpu": args.cpu}
+                          "delegate": _DELEGATES[args.delegate], "cpu": args.cpu}
                 if probe is not None:
                     record.update(probe_us=[before, time_probe()], probe_fast_us=fastest[0], probe_wait_s=waited)
             except Exception as exc:  # noqa: BLE001 - reported per model; the batch goes on

@@ -52,10 +52,13 @@ def run_host_benchmark(
     op_profile: bool = False,
     timeout_s: float | None = None,
     cpu: int | None = -1,
+    delegate: str = "xnnpack",
 ) -> HostRun:
     """Time ``num_runs`` invocations of the model after ``warmup_runs``.
 
     ``cpu=-1`` pins to :func:`default_host_cpu`; ``None`` leaves scheduling to the OS.
+    ``delegate`` "xnnpack" is LiteRT's default; "none" runs the builtin kernels
+    without default delegates (benchmark_model's ``--use_xnnpack=false``).
     Raises BenchmarkTimeoutError past ``timeout_s`` and BenchmarkFailedError when the
     interpreter rejects the model.
     """
@@ -64,7 +67,7 @@ def run_host_benchmark(
     cmd = [
         sys.executable, "-m", "latprof.benchmarking._host_worker",
         "--model", str(model_path), "--threads", str(threads),
-        "--warmup-runs", str(warmup_runs), "--num-runs", str(num_runs),
+        "--warmup-runs", str(warmup_runs), "--num-runs", str(num_runs), "--delegate", delegate,
     ]
     if op_profile:
         cmd.append("--op-profile")

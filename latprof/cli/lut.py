@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from latprof.cli.options import (
-    db_option, depth_multiplier_option, device_option, echo_json, json_option, open_store, resolution_option,
+    db_option, delegate_option, depth_multiplier_option, device_option, echo_json, json_option, open_store, resolution_option,
     space_option, space_params,
 )
 
@@ -26,6 +26,9 @@ from latprof.cli.options import (
               help="Architectures measured end to end for `latprof fit` (default 60; at least 20 recommended).")
 @click.option("--calibration-runs", type=click.IntRange(min=1), help="Timed runs per calibration architecture "
               "(default: the device config's, as `latprof measure`).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Threads per run (default: the device config's); part of the table's identity.")
+@delegate_option
 @click.option("--core-mask", help="taskset mask on the phone (default: the config's big cores).")
 @click.option("--benchmark-binary", type=click.Path(path_type=Path), help="Local benchmark_model to push.")
 @click.option("--no-wait-cool", is_flag=True, help="Do not wait for a hot phone to cool before each entry.")
@@ -37,7 +40,7 @@ from latprof.cli.options import (
 @db_option
 @click.pass_context
 def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, warmup, calibration,
-              calibration_runs, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild, as_json,
+              calibration_runs, threads, delegate, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild, as_json,
               db):
     """Measure every unique layer of a search space on a device: its latency lookup table.
 
@@ -54,9 +57,10 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
         host = isinstance(device, LocalDevice)
         request = build_request(device, runs=runs or (LUT_RUNS if host else None),
                                 warmup=warmup if warmup is not None else (LUT_WARMUP if host else None),
-                                core_mask=core_mask, benchmark_binary=benchmark_binary)
+                                core_mask=core_mask, benchmark_binary=benchmark_binary, threads=threads,
+                                delegate=delegate)
         calibration_request = build_request(device, runs=calibration_runs, core_mask=core_mask,
-                                            benchmark_binary=benchmark_binary)
+                                            benchmark_binary=benchmark_binary, threads=threads, delegate=delegate)
         n_configs = len(space.unique_layer_configs())
         click.echo(f"{device.name}: {space_name} {space.params()} -> {n_configs} layer configurations, "
                    f"{request.warmup_runs}+{request.num_runs} runs each; database {store.path}", err=True)

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from latprof.benchmarking.record import Measurement, inspect_model
-from latprof.cli.options import db_option, device_option, echo_json, json_option, open_store, timeout_option
+from latprof.cli.options import (
+    db_option, delegate_option, device_option, echo_json, json_option, open_store, timeout_option,
+)
 
 
 def _summary(m: Measurement) -> str:
@@ -45,6 +47,7 @@ def _show(m: Measurement, as_json: bool) -> None:
 @click.option("--runs", type=click.IntRange(min=1), help="Timed runs (default: the device config's).")
 @click.option("--warmup", type=click.IntRange(min=0), help="Warm-up runs (default: the device config's).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@delegate_option
 @click.option("--op-profile", is_flag=True, help="Also record per-operator times.")
 @click.option("--core-mask", help="taskset mask on the phone (default: the config's big cores).")
 @click.option("--benchmark-binary", type=click.Path(path_type=Path),
@@ -54,7 +57,7 @@ def _show(m: Measurement, as_json: bool) -> None:
 @json_option
 @db_option
 @click.pass_context
-def measure(ctx, model, device_name, runs, warmup, threads, op_profile, core_mask, benchmark_binary,
+def measure(ctx, model, device_name, runs, warmup, threads, delegate, op_profile, core_mask, benchmark_binary,
             timeout_s, wait_cool, as_json, db):
     """Measure the latency of a .tflite MODEL on the host (default) or a phone."""
     from latprof.devices import open_device
@@ -63,7 +66,8 @@ def measure(ctx, model, device_name, runs, warmup, threads, op_profile, core_mas
     inspect_model(model)  # fail on a bad file before connecting to anything
     with open_store(ctx, db) as store, open_device(device_name) as device:
         request = build_request(device, runs=runs, warmup=warmup, threads=threads, op_profile=op_profile,
-                                timeout_s=timeout_s, core_mask=core_mask, benchmark_binary=benchmark_binary)
+                                timeout_s=timeout_s, core_mask=core_mask, benchmark_binary=benchmark_binary,
+                                delegate=delegate)
         result = run_measure(model, device, request, store=store, wait_cool=wait_cool,
                              notify=lambda msg: click.echo(f"Warning: {msg}", err=True))
     _show(result, as_json)
@@ -128,8 +132,10 @@ def _print_table(frame) -> None:
     if frame.empty:
         click.echo("no measurements stored yet; run `latprof measure MODEL`")
         return
-    columns = ["id", "created_at", "device", "model", "latency_ms", "p5_ms", "p95_ms", "count", "runtime_version"]
-    click.echo(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    columns = ["id", "created_at", "device", "model", "latency_ms", "p5_ms", "p95_ms", "count", "runtime_version",
+               "setting_threads", "setting_delegate", "setting_core_mask", "setting_dtype"]
+    shown = frame.reindex(columns=columns).rename(columns=lambda c: c.removeprefix("setting_"))
+    click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
 
 
 COMMANDS = [measure, devices, import_log_command, results]

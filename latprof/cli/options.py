@@ -15,11 +15,12 @@ from typing import Any, Callable
 
 import click
 
+from latprof.devices import DEFAULT_DELEGATE, DELEGATES
 from latprof.space import space_names
 
 __all__ = [
     "db_option", "json_option", "space_option", "resolution_option", "depth_multiplier_option",
-    "device_option", "timeout_option", "space_params", "open_store", "echo_json", "to_jsonable",
+    "device_option", "timeout_option", "delegate_option", "space_params", "open_store", "echo_json", "to_jsonable",
 ]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -34,6 +35,10 @@ resolution_option: Decorator = click.option(
 depth_multiplier_option: Decorator = click.option(
     "--depth-multiplier", type=click.FloatRange(min=0, min_open=True),
     help="Depth multiplier of the space (default: the space's, 1.0).")
+delegate_option: Decorator = click.option(
+    "--delegate", type=click.Choice(DELEGATES), default=DEFAULT_DELEGATE, show_default=True,
+    help="Delegate benchmark_model runs the model on (--use_xnnpack, --use_gpu, --use_nnapi; none: builtin "
+         "kernels only). The host runs xnnpack or none; gpu and nnapi need a phone.")
 timeout_option: Decorator = click.option(
     "--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
     help="Seconds one benchmark run may take before it is stopped (default: the device config's).")

@@ -10,12 +10,15 @@ import os
 import socket
 from typing import Any
 
-from latprof.devices.base import BenchmarkRequest, BenchmarkRun, Device, DeviceState
+from latprof.devices.base import (
+    DEFAULT_DELEGATE, DELEGATES, BenchmarkRequest, BenchmarkRun, Device, DeviceState, delegate_name,
+)
 from latprof.devices.config import DeviceConfig, list_configs, load_config
 from latprof.errors import LatprofError, NoDeviceError, UnknownDeviceError
 
 __all__ = [
-    "Device", "DeviceState", "DeviceConfig", "BenchmarkRequest", "BenchmarkRun",
+    "Device", "DeviceState", "DeviceConfig", "BenchmarkRequest", "BenchmarkRun", "DELEGATES", "DEFAULT_DELEGATE",
+    "delegate_name",
     "open_device", "list_devices", "list_configs", "load_config", "DEFAULT_DEVICE",
 ]
 

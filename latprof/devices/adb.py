@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from latprof.benchmarking.parser import parse_benchmark_output
+from latprof.benchmarking.parser import BenchmarkOutput, parse_benchmark_output
 from latprof.benchmarking.record import LatencyStats, ModelInfo, run_op_profile
 from latprof.devices.base import (
     BenchmarkRequest, BenchmarkRun, Device, DeviceState, cpus_in_mask, state_from_sysfs, sysfs_paths,
@@ -231,7 +231,7 @@ class AdbDevice(Device):
         argv = [
             binary, f"--graph={remote_model}", f"--num_threads={request.threads}",
             f"--warmup_runs={request.warmup_runs}", f"--num_runs={request.num_runs}",
-            "--warmup_min_secs=0", "--min_secs=0",
+            "--warmup_min_secs=0", "--min_secs=0", *_DELEGATE_FLAGS[request.delegate],
         ]
         if request.op_profile:
             argv.append("--enable_op_profiling=true")
@@ -257,13 +257,15 @@ class AdbDevice(Device):
         stats = parsed.inference
         if stats is None:
             raise BenchmarkFailedError(f"benchmark_model printed no timed runs on {self.serial}: {_last_line(output)}")
+        _check_delegate(parsed, request.delegate, self.serial)
         return BenchmarkRun(
             stats=LatencyStats.from_run_stats(stats),
             runtime="tflite benchmark_model",
             runtime_version=self._binary_version(binary),
             settings={
                 "threads": request.threads, "warmup_runs": request.warmup_runs, "num_runs": request.num_runs,
-                "core_mask": mask, "binary": binary, "delegate": _delegate(parsed.messages),
+                "core_mask": mask, "binary": binary, "delegate": request.delegate,
+                "delegate_reported": parsed.delegate_in_use(), "dtype": model.dtype,
                 "op_profile": request.op_profile, "timeout_s": request.timeout_s,
             },
             command=command,
@@ -289,9 +291,31 @@ def _last_line(text: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
-def _delegate(messages: tuple[str, ...]) -> str:
-    for message in messages:
-        match = re.search(r"Created TensorFlow Lite (\S+) delegate", message)
-        if match:
-            return match.group(1).lower()
-    return "none reported"
+# benchmark_model flags per --delegate; "none" turns the default XNNPACK delegate off.
+_DELEGATE_FLAGS = {
+    "xnnpack": ("--use_xnnpack=true",), "none": ("--use_xnnpack=false",),
+    "gpu": ("--use_gpu=true",), "nnapi": ("--use_nnapi=true",),
+}
+
+
+def _check_delegate(parsed: BenchmarkOutput, delegate: str, serial: str) -> None:
+    """Refuse a run whose log shows the requested delegate did not run the model (its timing is another setting's)."""
+    if delegate == "none":
+        used = parsed.delegate_in_use()
+        if used != "none":
+            raise BenchmarkFailedError(f"benchmark_model on {serial} still applied the {used} delegate with "
+                                       "--use_xnnpack=false (an old build?); push a current benchmark_model")
+        return
+    info = parsed.delegate(delegate)
+    if delegate == "xnnpack" and info is None:
+        return  # builds before the XNNPACK default print no delegate line
+    if info is None or info.unavailable or info.applied == "none" or not (info.created or info.applied):
+        said = f" ({_excerpt_of(info.lines[-1])})" if info is not None and info.lines else " (no delegate line)"
+        raise BenchmarkFailedError(
+            f"benchmark_model on {serial} did not run the model on the {delegate} delegate{said}, so its timing "
+            f"would be another setting's; use a phone and build with {delegate} support, or --delegate xnnpack"
+        )
+
+
+def _excerpt_of(line: str) -> str:
+    return repr(line if len(line) <= 90 else line[:89] + "…")

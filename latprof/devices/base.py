@@ -13,8 +13,21 @@ from latprof.devices.config import DeviceConfig, ThermalLimits
 
 __all__ = [
     "Device", "DeviceState", "CoreState", "BenchmarkRequest", "BenchmarkRun",
-    "sysfs_paths", "state_from_sysfs", "cpus_in_mask",
+    "sysfs_paths", "state_from_sysfs", "cpus_in_mask", "DELEGATES", "DEFAULT_DELEGATE", "delegate_name",
 ]
+
+# --delegate choices: benchmark_model's --use_xnnpack=true|false, --use_gpu, --use_nnapi. XNNPACK is
+# what benchmark_model and LiteRT apply by default; "none" runs TFLite's builtin kernels only.
+DELEGATES = ("xnnpack", "gpu", "nnapi", "none")
+DEFAULT_DELEGATE = "xnnpack"
+
+
+def delegate_name(value: str | None) -> str:
+    """A stored delegate setting as one of :data:`DELEGATES`-style names; records from before the
+    setting existed (None, ``"xnnpack (LiteRT default)"``) read as the default, XNNPACK."""
+    if not value:
+        return DEFAULT_DELEGATE
+    return value.split()[0].lower()
 
 CPU_ROOT = "/sys/devices/system/cpu"
 THERMAL_ROOT = "/sys/class/thermal"
@@ -119,6 +132,7 @@ class BenchmarkRequest:
     timeout_s: float | None = None
     core_mask: str | None = None  # Android: taskset mask; host: ignored (pinned to one core)
     benchmark_binary: Path | None = None  # Android: local binary to push when the device lacks one
+    delegate: str = DEFAULT_DELEGATE  # one of DELEGATES
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,7 @@ class Device(ABC):
     """A device latprof can measure on: the host, or an Android phone over ADB."""
 
     config: DeviceConfig
+    delegates: tuple[str, ...] = DELEGATES  # the --delegate values this device can run
 
     @property
     def name(self) -> str:

@@ -29,6 +29,8 @@ def _cpu_model() -> str:
 class LocalDevice(Device):
     """Measures on this machine with LiteRT's interpreter, pinned to one core."""
 
+    delegates = ("xnnpack", "none")  # LiteRT's CPU paths; gpu and nnapi need a phone
+
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.cpu = default_host_cpu()
@@ -60,11 +62,13 @@ class LocalDevice(Device):
         run = run_host_benchmark(
             model.path, threads=request.threads, warmup_runs=request.warmup_runs,
             num_runs=request.num_runs, op_profile=request.op_profile, timeout_s=request.timeout_s, cpu=self.cpu,
+            delegate=request.delegate,
         )
         settings = {
             "threads": request.threads, "warmup_runs": request.warmup_runs, "num_runs": request.num_runs,
             "pinned_cpu": run.cpu, "core_mask": None if run.cpu is None else format(1 << run.cpu, "x"),
-            "delegate": run.delegate, "op_profile": request.op_profile, "timeout_s": request.timeout_s,
+            "delegate": request.delegate, "runtime_delegate": run.delegate, "dtype": model.dtype,
+            "op_profile": request.op_profile, "timeout_s": request.timeout_s,
         }
         ops = [
             {"node_type": t, "name": n, "first_ms": first, "avg_ms": avg}
@@ -74,8 +78,9 @@ class LocalDevice(Device):
             stats=LatencyStats.from_samples(run.run_us),
             runtime=run.runtime, runtime_version=run.runtime_version, settings=settings,
             command=(
-                f"latprof host runner: ai_edge_litert Interpreter(num_threads={request.threads}), "
-                f"pinned to cpu{run.cpu}, {request.warmup_runs} warm-up + {request.num_runs} timed invokes"
+                f"latprof host runner: ai_edge_litert Interpreter(num_threads={request.threads}"
+                + (", BUILTIN_WITHOUT_DEFAULT_DELEGATES), " if request.delegate == "none" else "), ")
+                + f"pinned to cpu{run.cpu}, {request.warmup_runs} warm-up + {request.num_runs} timed invokes"
             ),
             run_us=run.run_us, init_us=run.init_us,
             first_inference_us=run.warmup_us[0] if run.warmup_us else run.run_us[0],

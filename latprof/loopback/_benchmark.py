@@ -3,10 +3,14 @@
 The device holds a small text placeholder at the profile's benchmark path
 (``/data/local/tmp/benchmark_model``). Executing it parses the real tool's flags
 (``--graph``, ``--num_threads``, ``--warmup_runs``, ``--num_runs``,
-``--enable_op_profiling``, ``--min_secs``, ``--warmup_min_secs``; others are
-accepted and ignored, like ``--use_xnnpack``), runs the model on the host with
+``--enable_op_profiling``, ``--min_secs``, ``--warmup_min_secs``, ``--use_xnnpack``,
+``--use_gpu``, ``--use_nnapi``; others are accepted and ignored), runs the model on the host with
 :func:`latprof.benchmarking.host.run_host_benchmark`, and prints what
 ``benchmark_model`` prints (:func:`latprof.benchmarking.report.format_benchmark_output`).
+The host has neither a GPU delegate nor NNAPI, so ``--use_gpu``/``--use_nnapi`` get the
+real tool's answer on such a platform (the warning "GPU acceleration is unsupported on
+this platform.") and the model runs on the CPU; ``--use_xnnpack=false`` runs the builtin
+kernels without the default XNNPACK delegate.
 The lines that do not depend on timings (parameters, ``Loaded model``, model
 size) are printed before the run starts, the rest when it ends, as the real tool
 streams them.
@@ -40,7 +44,7 @@ PLACEHOLDER = (
 )
 _INT_FLAGS = {"num_threads": 1, "warmup_runs": 1, "num_runs": 50}
 _FLOAT_FLAGS = {"min_secs": 1.0, "warmup_min_secs": 0.5, "max_secs": 150.0, "run_delay": -1.0}
-_BOOL_FLAGS = {"enable_op_profiling": False}
+_BOOL_FLAGS = {"enable_op_profiling": False, "use_xnnpack": None, "use_gpu": False, "use_nnapi": False}
 
 
 def is_placeholder(head: bytes) -> bool:
@@ -53,13 +57,17 @@ class _Flags:
     graph: str | None
     ints: dict[str, int]
     floats: dict[str, float]
-    op_profiling: bool
+    bools: dict[str, bool | None]
     unknown: list[str]
+
+    @property
+    def op_profiling(self) -> bool:
+        return bool(self.bools["enable_op_profiling"])
 
 
 def _parse_flags(args: list[str]) -> _Flags:
     """benchmark_model's ``--name=value`` flags; ValueError naming a malformed one."""
-    ints, floats, op_profiling = dict(_INT_FLAGS), dict(_FLOAT_FLAGS), False
+    ints, floats, bools = dict(_INT_FLAGS), dict(_FLOAT_FLAGS), dict(_BOOL_FLAGS)
     graph, unknown = None, []
     for arg in args:
         name, eq, value = arg.lstrip("-").partition("=")
@@ -76,10 +84,10 @@ def _parse_flags(args: list[str]) -> _Flags:
             elif name in _BOOL_FLAGS:
                 if value.lower() not in ("true", "false", "1", "0"):
                     raise ValueError
-                op_profiling = value.lower() in ("true", "1")
+                bools[name] = value.lower() in ("true", "1")
         except ValueError:
             raise ValueError(arg) from None
-    return _Flags(graph, ints, floats, op_profiling, unknown)
+    return _Flags(graph, ints, floats, bools, unknown)
 
 
 def _render(flags: _Flags, size_mb: float, init_us: float, warmup_us: list[float], run_us: list[float],
@@ -91,6 +99,7 @@ def _render(flags: _Flags, size_mb: float, init_us: float, warmup_us: list[float
         num_runs=flags.ints["num_runs"], init_us=init_us, warmup_us=warmup_us, run_us=run_us,
         op_profile=op_profile, model_size_mb=size_mb, enable_op_profiling=flags.op_profiling,
         warmup_min_secs=flags.floats["warmup_min_secs"], min_secs=flags.floats["min_secs"],
+        use_xnnpack=flags.bools["use_xnnpack"], use_gpu=flags.bools["use_gpu"], use_nnapi=flags.bools["use_nnapi"],
     )
     accepted = inspect.signature(format_benchmark_output).parameters
     return format_benchmark_output(**{k: v for k, v in kwargs.items() if k in accepted})
@@ -159,6 +168,7 @@ def run_benchmark_model(shell: Shell, argv: list[str], io: ShellIO) -> int:
             Path(fs.host(graph, shell.cwd)), threads=max(flags.ints["num_threads"], 1),
             warmup_runs=max(flags.ints["warmup_runs"], 0), num_runs=max(flags.ints["num_runs"], 1),
             op_profile=flags.op_profiling, timeout_s=None,
+            delegate="none" if flags.bools["use_xnnpack"] is False else "xnnpack",
         )
     except LatprofError as exc:
         io.out(f"ERROR: {exc}\nERROR: Benchmarking failed.\n")

@@ -65,7 +65,7 @@ class HostBatchRunner:
     def __init__(self, *, warmup_runs: int, num_runs: int, threads: int = 1, timeout_s: float = 600.0,
                  cpu: int | None = -1, method: str, realtime: bool = True, probe_dir: Path | None = None,
                  probe_tolerance: float = 0.15, probe_wait_s: float = 0.5, attempts: int = 3,
-                 wait_share: float = 0.25) -> None:
+                 wait_share: float = 0.25, delegate: str = "xnnpack") -> None:
         self.cpu = default_host_cpu() if cpu == -1 else cpu
         self.timeout_s = timeout_s
         self.probe_tolerance, self.probe_wait_s, self.attempts = probe_tolerance, probe_wait_s, attempts
@@ -75,7 +75,7 @@ class HostBatchRunner:
             "method": method, "runtime": "ai-edge-litert", "runtime_version": metadata.version("ai-edge-litert"),
             "threads": threads, "warmup_runs": warmup_runs, "num_runs": num_runs, "pinned_cpu": self.cpu,
             "core_mask": None if self.cpu is None else format(1 << self.cpu, "x"),
-            "delegate": "xnnpack (LiteRT default)", "statistic": "median", "binary": None,
+            "delegate": delegate, "statistic": "median", "binary": None,
             "runner": "latprof host batch runner (one pinned child process, LiteRT Interpreter.invoke timed)",
             "probe": PROBE_NAME if probe_dir is not None else None,
             "probe_wait_s": probe_wait_s if probe_dir is not None else None,
@@ -83,7 +83,7 @@ class HostBatchRunner:
             "probe_wait_share": wait_share if probe_dir is not None else None,
         }
         cmd = [sys.executable, "-m", "latprof.benchmarking._host_worker", "--batch", "-", "--threads", str(threads),
-               "--warmup-runs", str(warmup_runs), "--num-runs", str(num_runs)]
+               "--warmup-runs", str(warmup_runs), "--num-runs", str(num_runs), "--delegate", delegate]
         if probe_dir is not None:
             cmd += ["--probe", str(write_probe(probe_dir)), "--probe-wait-s", str(probe_wait_s),
                     "--probe-tolerance", str(probe_tolerance)]
@@ -204,7 +204,8 @@ class DeviceRunner:
     def __init__(self, device: Device, request: BenchmarkRequest, *, method: str, wait_cool: bool = True,
                  notify: Callable[[str], None] = lambda _: None) -> None:
         self.device, self.request, self.wait_cool, self.notify = device, request, wait_cool, notify
-        self.settings = {"method": method, "threads": request.threads, "warmup_runs": request.warmup_runs,
+        self.settings = {"method": method, "threads": request.threads, "delegate": request.delegate,
+                         "warmup_runs": request.warmup_runs,
                          "num_runs": request.num_runs}
 
     def measure(self, path: Path) -> Result:
@@ -235,5 +236,5 @@ def make_runner(device: Device, request: BenchmarkRequest, *, method: str, wait_
     if isinstance(device, LocalDevice):
         return HostBatchRunner(warmup_runs=request.warmup_runs, num_runs=request.num_runs, threads=request.threads,
                                timeout_s=request.timeout_s or 600.0, cpu=device.cpu, method=method,
-                               realtime=realtime, probe_dir=probe_dir)
+                               realtime=realtime, probe_dir=probe_dir, delegate=request.delegate)
     return DeviceRunner(device, request, method=method, wait_cool=wait_cool, notify=notify)

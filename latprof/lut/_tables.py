@@ -17,17 +17,56 @@ from datetime import datetime, timezone
 from typing import Any
 
 from latprof.benchmarking.record import LatencyStats
+from latprof.devices import DEFAULT_DELEGATE, delegate_name
 from latprof.errors import LookupTableError
 
 __all__ = [
     "LutEntry", "CalibrationRow", "now", "stored_keys", "add_entry", "load_entries", "load_table",
     "add_calibration", "load_calibration", "stored_calibration", "start_build", "finish_build",
-    "finished_builds", "check_settings", "delete_table", "SETTING_KEYS",
+    "finished_builds", "check_settings", "delete_table", "SETTING_KEYS", "IDENTITY_DEFAULTS", "identity",
+    "table_identity",
 ]
 
 # Settings that change a latency: a table (or calibration set) must not mix rows that differ in these.
 SETTING_KEYS = ("method", "runtime", "runtime_version", "threads", "warmup_runs", "num_runs", "core_mask",
                 "delegate", "binary", "scheduling", "probe")
+
+
+# Settings that make a table a different table: a table built with one thread count or delegate is never
+# used for another. Rows stored before a setting was recorded read as its old default.
+IDENTITY_DEFAULTS: dict[str, Any] = {"threads": 1, "delegate": DEFAULT_DELEGATE}
+
+
+def identity(settings: dict[str, Any]) -> dict[str, Any]:
+    """The identity settings of a row (threads, delegate), old defaults filled in, delegate names normalised."""
+    out = {key: settings.get(key) if settings.get(key) is not None else default
+           for key, default in IDENTITY_DEFAULTS.items()}
+    out["delegate"] = delegate_name(out["delegate"])
+    return out
+
+
+def table_identity(conn: sqlite3.Connection, device: str, space: str,
+                   table: str = "lut_entries") -> dict[str, Any] | None:
+    """The identity settings a device's table (or calibration set) was measured with; None when there is none."""
+    row = conn.execute(f"SELECT settings FROM {table} WHERE device = ? AND space = ? LIMIT 1",
+                       (device, space)).fetchone()
+    return None if row is None else identity(json.loads(row[0]))
+
+
+def _check_identity(conn: sqlite3.Connection, device: str, space: str, wanted: dict[str, Any] | None,
+                    table: str = "lut_entries") -> None:
+    """Raise LookupTableError when the stored table was measured with other identity settings than ``wanted``."""
+    stored = table_identity(conn, device, space, table)
+    if not wanted or stored is None:
+        return
+    asked = identity({**stored, **{k: v for k, v in wanted.items() if v is not None}})
+    diff = [f"{k}={stored[k]!r} (asked {asked[k]!r})" for k in IDENTITY_DEFAULTS if stored[k] != asked[k]]
+    if diff:
+        raise LookupTableError(
+            f"the lookup table of device {device} (space {space}) was measured with {', '.join(diff)}; "
+            f"it is not used for other settings: build one with `latprof build-lut --device {device} --rebuild` "
+            "and those settings"
+        )
 
 
 def now() -> str:
@@ -99,7 +138,10 @@ def add_entry(conn: sqlite3.Connection, e: LutEntry) -> None:
         )
 
 
-def load_entries(conn: sqlite3.Connection, device: str, space: str) -> list[LutEntry]:
+def load_entries(conn: sqlite3.Connection, device: str, space: str,
+                 settings: dict[str, Any] | None = None) -> list[LutEntry]:
+    """A device's table rows; with ``settings`` (threads, delegate) it must have been measured with them."""
+    _check_identity(conn, device, space, settings)
     rows = conn.execute(
         f"SELECT device, space, layer_key, {_STAT_COLUMNS} FROM lut_entries WHERE device = ? AND space = ? "
         "ORDER BY rowid", (device, space),
@@ -107,8 +149,11 @@ def load_entries(conn: sqlite3.Connection, device: str, space: str) -> list[LutE
     return [LutEntry(*r[:8], json.loads(r[8]), json.loads(r[9]), json.loads(r[10]), r[11]) for r in rows]
 
 
-def load_table(conn: sqlite3.Connection, device: str, space: str) -> dict[str, float]:
-    """``{layer_key: median ms}`` of a device's table; raises LookupTableError when it is empty."""
+def load_table(conn: sqlite3.Connection, device: str, space: str,
+               settings: dict[str, Any] | None = None) -> dict[str, float]:
+    """``{layer_key: median ms}`` of a device's table; raises LookupTableError when it is empty, or
+    when ``settings`` (threads, delegate) differ from those it was measured with."""
+    _check_identity(conn, device, space, settings)
     table = dict(conn.execute("SELECT layer_key, median_ms FROM lut_entries WHERE device = ? AND space = ?",
                               (device, space)).fetchall())
     if not table:
@@ -181,8 +226,9 @@ def check_settings(conn: sqlite3.Connection, table: str, device: str, space: str
     if row is None:
         return
     stored = json.loads(row[0])
-    diff = [f"{k}={stored.get(k)!r} (now {settings.get(k)!r})" for k in keys
-            if k in settings and stored.get(k) != settings.get(k)]
+    stored, now_settings = {**stored, **identity(stored)}, {**settings, **identity(settings)}
+    diff = [f"{k}={stored.get(k)!r} (now {now_settings.get(k)!r})" for k in keys
+            if k in settings and stored.get(k) != now_settings.get(k)]
     if diff:
         what = "lookup table" if table == "lut_entries" else "calibration set"
         raise LookupTableError(
