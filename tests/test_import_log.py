@@ -68,3 +68,45 @@ def test_legacy_log_with_only_an_average_is_imported_with_a_warning():
     assert record["stats"]["count"] == 0 and record["stats"]["median_ms"] is None
     assert "only the average" in record["warnings"][0]
     assert len(record["op_profile"]) == 31
+
+
+def test_json_shows_the_whole_record_with_sources():
+    log = FIXTURES / "01_meta-tflite_qemuriscv64_mobilenet_v1_op_profiling.txt"
+    result = _import(str(log), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)["benchmark_output"]
+    # The file's first line is its "# source:" note, so the tool's lines are numbered from 2.
+    assert out["warmup"]["count"] == 1 and out["warmup"]["avg_us"] == 3512391
+    assert out["sources"]["warmup"] == "line 12: count= line after 'Running benchmark for at least 1 iterations'"
+    assert out["summary"] == {"Init": 17187, "First inference": 3512391, "Warmup (avg)": 3512390,
+                              "Inference (avg)": 2950340}
+    init, run = out["profiles"]
+    assert (init["section"], init["timings"]["avg_us"]) == ("init", 1356)
+    assert (run["section"], run["timings"]["count"], run["timings"]["min_us"]) == ("run", 50, 2727203)
+    assert len(out["top_by_time"]) == 11 and out["top_by_time"][1]["avg_ms"] == 277.374
+    assert out["inference"]["p5_us"] is None  # missing, not zero
+    with Store() as store:
+        (stored,) = store.measurements()
+    assert stored.benchmark_output == out
+
+
+def test_op_profiling_excerpt_without_summary_is_imported_from_the_profiler_timings(tmp_path):
+    text = (FIXTURES / "06_tf_readme_mobilenet_quant_op_profiling_legacy_format.txt").read_text()
+    excerpt = tmp_path / "excerpt.txt"
+    excerpt.write_text(text.split("\nAverage inference timings")[0])
+    result = _import(str(excerpt), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    # "Timings (microseconds): count=50 first=79449 curr=81350 min=77385 max=88213 avg=79732 std=1929"
+    assert record["stats"]["count"] == 50 and record["latency_ms"] == pytest.approx(79.732)
+    assert record["stats"]["min_ms"] == pytest.approx(77.385) and record["stats"]["std_ms"] == pytest.approx(1.929)
+    assert "op profiler" in record["warnings"][0] and record["init_us"] is None
+
+
+def test_log_with_no_timing_is_a_one_line_error(tmp_path):
+    text = (FIXTURES / "08_arm_tc2_recent_info_prefix_basic.txt").read_text()
+    log = tmp_path / "no_timing.txt"
+    log.write_text(text.split("INFO: Running benchmark")[0])
+    result = _import(str(log))
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and "no timing at all" in result.output
+    assert result.output.strip().count("\n") == 0
