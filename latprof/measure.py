@@ -79,7 +79,8 @@ def _noise_warnings(stats: LatencyStats) -> list[str]:
 
 def measure(
     model_path: Path, device: Device, request: BenchmarkRequest, *, store: Store | None = None,
-    wait_cool: bool = False, notify: Callable[[str], None] = lambda _: None,
+    wait_cool: bool = False, notify: Callable[[str], None] = lambda _: None, rounds: int = 1, probe: bool = False,
+    space: str | None = None,
 ) -> Measurement:
     """Benchmark ``model_path`` on ``device`` and store the result (when ``store`` is given).
 
