@@ -6,7 +6,9 @@ the right shape), because LiteRT's Python interpreter exposes no op profiler.
 
 ``--batch FILE`` (``-`` for stdin) times many models in this one pinned process:
 one model path per input line (or a JSON object ``{"model": PATH,
-"probe_wait_s": S}``), one JSON line per model on stdout (flushed as
+"probe_wait_s": S, "warmup_runs": W, "num_runs": N, "keep": true}``: run
+counts for this line, and ``keep`` to keep the model loaded for later lines
+naming it, whose ``init_us`` is then null), one JSON line per model on stdout (flushed as
 each finishes; ``{"model": ..., "error": ...}`` when one fails), so a caller
 measuring thousands of micro-models pays the process start-up once. With
 ``--probe MODEL`` a fixed reference model, loaded once, is timed just before and
@@ -141,21 +143,27 @@ def _batch(args: argparse.Namespace) -> int:
         for _ in range(5):
             time_probe()
             time.sleep(0.02)
+    loaded: dict[str, object] = {}  # models kept loaded ("keep": true)
     with source:
         for line in iter(source.readline, ""):
-            model, wait_s = line.strip(), args.probe_wait_s
+            model, item = line.strip(), {}
             if not model:
                 continue
             if model.startswith("{"):
                 item = json.loads(model)
-                model, wait_s = item["model"], float(item.get("probe_wait_s", wait_s))
+                model = item["model"]
             try:
+                wait_s = float(item.get("probe_wait_s", args.probe_wait_s))
                 before, waited = settle(wait_s) if probe is not None else (None, 0.0)
-                start = time.perf_counter_ns()
-                interpreter = _make_interpreter(model, args.threads, delegate=args.delegate)
-                init_us = (time.perf_counter_ns() - start) / 1e3
-                warmup = _time_invokes(interpreter, args.warmup_runs)
-                runs = _time_invokes(interpreter, args.num_runs)
+                interpreter, init_us = loaded.get(model), None
+                if interpreter is None:
+                    start = time.perf_counter_ns()
+                    interpreter = _make_interpreter(model, args.threads, delegate=args.delegate)
+                    init_us = (time.perf_counter_ns() - start) / 1e3
+                if item.get("keep"):
+                    loaded[model] = interpreter
+                warmup = _time_invokes(interpreter, int(item.get("warmup_runs", args.warmup_runs)))
+                runs = _time_invokes(interpreter, int(item.get("num_runs", args.num_runs)))
                 del interpreter
                 record = {"model": model, "init_us": init_us, "warmup_us": warmup, "run_us": runs,
                           "runtime": "ai-edge-litert", "runtime_version": version,

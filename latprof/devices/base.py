@@ -6,7 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from latprof.benchmarking.record import LatencyStats, ModelInfo
 from latprof.devices.config import DeviceConfig, ThermalLimits
@@ -173,6 +173,13 @@ class Device(ABC):
     @abstractmethod
     def run_benchmark(self, model: ModelInfo, request: BenchmarkRequest) -> BenchmarkRun:
         """Benchmark the model; raise a LatprofError subclass on failure."""
+
+    def run_sequence(self, steps: Sequence[tuple[ModelInfo, BenchmarkRequest]]) -> list[BenchmarkRun]:
+        """Benchmark each ``(model, request)`` in this order (a model may come back: it is timed again).
+
+        By default each step is one :meth:`run_benchmark`; the host keeps one process for all of them.
+        """
+        return [self.run_benchmark(model, request) for model, request in steps]
 
     def close(self) -> None:
         """Release the connection, if any."""

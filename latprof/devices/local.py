@@ -6,9 +6,9 @@ import glob
 import platform
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from latprof.benchmarking.host import default_host_cpu, run_host_benchmark
+from latprof.benchmarking.host import HostRun, HostWorker, default_host_cpu, run_host_benchmark
 from latprof.benchmarking.record import LatencyStats, ModelInfo
 from latprof.devices.base import BenchmarkRequest, BenchmarkRun, Device, DeviceState, state_from_sysfs, sysfs_paths
 from latprof.devices.config import DeviceConfig
@@ -64,11 +64,38 @@ class LocalDevice(Device):
             num_runs=request.num_runs, op_profile=request.op_profile, timeout_s=request.timeout_s, cpu=self.cpu,
             delegate=request.delegate,
         )
+        return self._benchmark_run(model, request, run)
+
+    def run_sequence(self, steps: Sequence[tuple[ModelInfo, BenchmarkRequest]]) -> list[BenchmarkRun]:
+        """All steps in one pinned worker process (SCHED_FIFO where permitted), each model loaded once."""
+        if not steps:
+            return []
+        first = steps[0][1]
+        if any((r.threads, r.delegate) != (first.threads, first.delegate) for _, r in steps):
+            raise ValueError("one sequence runs with one thread count and delegate")
+        timeout_s = max(r.timeout_s or self.config.benchmark.timeout_s for _, r in steps)
+        worker = HostWorker(threads=first.threads, warmup_runs=0, num_runs=1, cpu=self.cpu, timeout_s=timeout_s,
+                            extra_args=("--delegate", first.delegate))
+        try:
+            runs = []
+            for model, request in steps:
+                record = worker.ask({"model": str(model.path), "warmup_runs": request.warmup_runs,
+                                     "num_runs": request.num_runs, "keep": True})
+                run = HostRun(init_us=record["init_us"], warmup_us=record["warmup_us"], run_us=record["run_us"],
+                              op_profile=None, runtime=record["runtime"], runtime_version=record["runtime_version"],
+                              delegate=record["delegate"], cpu=record["cpu"])
+                runs.append(self._benchmark_run(model, request, run, worker.scheduling))
+            return runs
+        finally:
+            worker.close()
+
+    def _benchmark_run(self, model: ModelInfo, request: BenchmarkRequest, run: HostRun,
+                       scheduling: str = "SCHED_OTHER (default)") -> BenchmarkRun:
         settings = {
             "threads": request.threads, "warmup_runs": request.warmup_runs, "num_runs": request.num_runs,
             "pinned_cpu": run.cpu, "core_mask": None if run.cpu is None else format(1 << run.cpu, "x"),
             "delegate": request.delegate, "runtime_delegate": run.delegate, "dtype": model.dtype,
-            "op_profile": request.op_profile, "timeout_s": request.timeout_s,
+            "op_profile": request.op_profile, "timeout_s": request.timeout_s, "scheduling": scheduling,
         }
         ops = [
             {"node_type": t, "name": n, "first_ms": first, "avg_ms": avg}
@@ -83,6 +110,6 @@ class LocalDevice(Device):
                 + f"pinned to cpu{run.cpu}, {request.warmup_runs} warm-up + {request.num_runs} timed invokes"
             ),
             run_us=run.run_us, init_us=run.init_us,
-            first_inference_us=run.warmup_us[0] if run.warmup_us else run.run_us[0],
+            first_inference_us=None if run.init_us is None else (run.warmup_us or run.run_us)[0],
             op_profile=ops,
         )

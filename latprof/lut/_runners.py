@@ -8,7 +8,7 @@
   where the OS allows it, so other processes on a shared machine cannot
   time-slice it mid-inference (on a loaded 2-core host this cut the p90 of a
   0.5 ms model from ~4 ms to ~0.55 ms); the policy used is a stored setting.
-  The speed probe (:mod:`latprof.lut._probe`) is timed around every model: the
+  The speed probe (:mod:`latprof.speed`) is timed around every model: the
   worker waits (briefly) for the core to be at full speed first, and a model
   timed while the core was slowed down is timed again.
 * :class:`DeviceRunner` (phones, or any other :class:`~latprof.devices.Device`):
@@ -21,23 +21,16 @@ Both report the settings that change a latency; they are stored with every row.
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from latprof.benchmarking.host import default_host_cpu
+from latprof.benchmarking.host import HostWorker, default_host_cpu
 from latprof.benchmarking.record import LatencyStats
 from latprof.devices import BenchmarkRequest, Device
-from latprof.errors import BenchmarkFailedError, BenchmarkTimeoutError
-from latprof.lut._probe import PROBE_NAME, write_probe
+from latprof.speed import PROBE_NAME, write_probe
 
 __all__ = ["Result", "HostBatchRunner", "DeviceRunner", "make_runner"]
 
@@ -67,7 +60,6 @@ class HostBatchRunner:
                  probe_tolerance: float = 0.15, probe_wait_s: float = 0.5, attempts: int = 3,
                  wait_share: float = 0.25, delegate: str = "xnnpack") -> None:
         self.cpu = default_host_cpu() if cpu == -1 else cpu
-        self.timeout_s = timeout_s
         self.probe_tolerance, self.probe_wait_s, self.attempts = probe_tolerance, probe_wait_s, attempts
         self.wait_share = wait_share
         self._started, self._waited = time.monotonic(), 0.0
@@ -82,51 +74,16 @@ class HostBatchRunner:
             "probe_tolerance": probe_tolerance if probe_dir is not None else None,
             "probe_wait_share": wait_share if probe_dir is not None else None,
         }
-        cmd = [sys.executable, "-m", "latprof.benchmarking._host_worker", "--batch", "-", "--threads", str(threads),
-               "--warmup-runs", str(warmup_runs), "--num-runs", str(num_runs), "--delegate", delegate]
-        if probe_dir is not None:
-            cmd += ["--probe", str(write_probe(probe_dir)), "--probe-wait-s", str(probe_wait_s),
-                    "--probe-tolerance", str(probe_tolerance)]
-        if self.cpu is not None:
-            cmd += ["--cpu", str(self.cpu)]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(threads))
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, bufsize=1, env=env)
-        self.settings["scheduling"] = _set_realtime(self._proc.pid) if realtime else "SCHED_OTHER (default)"
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._stderr: list[str] = []
-        threading.Thread(target=self._pump, args=(self._proc.stdout, self._lines), daemon=True).start()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _pump(self, stream, out: queue.Queue) -> None:
-        for line in stream:
-            if line.startswith("{"):
-                out.put(line)
-        out.put("")  # end of output: the child exited
-
-    def _drain(self) -> None:
-        for line in self._proc.stderr:
-            self._stderr = (self._stderr + [line.rstrip()])[-20:]
+        probe_args = () if probe_dir is None else (
+            "--probe", str(write_probe(probe_dir)), "--probe-wait-s", str(probe_wait_s),
+            "--probe-tolerance", str(probe_tolerance))
+        self._worker = HostWorker(threads=threads, warmup_runs=warmup_runs, num_runs=num_runs, cpu=self.cpu,
+                                  timeout_s=timeout_s, realtime=realtime,
+                                  extra_args=("--delegate", delegate, *probe_args))
+        self.settings["scheduling"] = self._worker.scheduling
 
     def _run(self, path: Path, wait_s: float) -> Result:
-        try:
-            self._proc.stdin.write(json.dumps({"model": str(path), "probe_wait_s": wait_s}) + "\n")
-            self._proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise self._died() from None
-        try:
-            line = self._lines.get(timeout=self.timeout_s)
-        except queue.Empty:
-            self.close()
-            raise BenchmarkTimeoutError(
-                f"host benchmark of {path.name} exceeded {self.timeout_s:g} s; raise --timeout or lower --runs"
-            ) from None
-        if not line:
-            raise self._died()
-        record = json.loads(line)
-        if "error" in record:
-            raise BenchmarkFailedError(f"the LiteRT interpreter could not run {path.name}: {record['error']}; "
-                                       "check the model loads with ai_edge_litert.interpreter.Interpreter")
+        record = self._worker.ask({"model": str(path), "probe_wait_s": wait_s})
         settings = dict(self.settings)
         if "probe_us" in record:
             settings["probe_ms"] = [round(v / 1e3, 5) for v in record["probe_us"]]
@@ -156,23 +113,8 @@ class HostBatchRunner:
                              "`latprof fit` rescales it by the probe"])
         return result
 
-    def _died(self) -> BenchmarkFailedError:
-        self._proc.wait(timeout=30)
-        detail = next((ln for ln in reversed(self._stderr) if ln.strip()), f"exit status {self._proc.returncode}")
-        return BenchmarkFailedError(f"the host benchmark process stopped ({detail}); "
-                                    "check `latprof measure` works on a single model")
-
     def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                self._proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self._proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        self._worker.close()
 
     def __enter__(self) -> "HostBatchRunner":
         return self
@@ -189,13 +131,6 @@ def _slowdown(settings: dict[str, Any]) -> float:
     return max(probe) / fast - 1.0
 
 
-def _set_realtime(pid: int) -> str:
-    """Put ``pid`` under SCHED_FIFO priority 1 if allowed; return the policy it runs under."""
-    try:
-        os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(1))
-    except (AttributeError, PermissionError, OSError):
-        return "SCHED_OTHER (default; SCHED_FIFO not permitted)"
-    return "SCHED_FIFO priority 1"
 
 
 class DeviceRunner:
