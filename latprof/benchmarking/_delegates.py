@@ -35,10 +35,13 @@ _CREATED = (
 _APPLIED = re.compile(rf"^Explicitly applied {_NAME} delegate, and the model graph will be (completely|partially)"
                       r" executed by the delegate(?: w/ (\d+) delegate kernels)?")
 _NOT_APPLIED = re.compile(rf"^Though {_NAME} delegate is explicitly applied, the model graph will not be")
-_REPLACING = re.compile(r"^Replacing (\d+)(?: out of (\d+))? node\(s\) with delegate \((\w+)\) node, "
-                        r"yielding (\d+) partitions")
-_DELEGATED = re.compile(rf"^(?:\[[^\]]*\] )?{_NAME} delegate: (\d+) nodes delegated out of (\d+) nodes"
-                        r"(?: with (\d+) partitions)?")
+_NODE_COUNTS = (  # named groups: name, delegated, total, partitions
+    re.compile(r"^Replacing (?P<delegated>\d+)(?: out of (?P<total>\d+))? node\(s\) with delegate \((?P<name>\w+)\) "
+               r"node, yielding (?P<partitions>\d+) partitions"),
+    re.compile(r"^(?:\[[^\]]*\] )?(?P<name>[A-Za-z][\w-]*) delegate: (?P<delegated>\d+) nodes delegated out of "
+               r"(?P<total>\d+) nodes(?: with (?P<partitions>\d+) partitions)?"),
+)
+_COUNT_KEYS = (("nodes_delegated", "delegated"), ("nodes_total", "total"), ("partitions", "partitions"))
 _UNAVAILABLE = re.compile(rf"^(?:{_NAME} acceleration is unsupported on this platform"
                           rf"|Failed to (?:apply|create) {_NAME} delegate)")
 _GPU_KERNELS = re.compile(r"^Created (\d+) GPU delegate kernels")
@@ -100,23 +103,17 @@ class DelegateLog:
         if match := _APPLIED.match(text):
             entry = self._entry(match.group(1), text)
             entry["applied"] = "complete" if match.group(2) == "completely" else "partial"
-            entry["delegate_kernels"] = int(match.group(3)) if match.group(3) else (1 if entry["applied"] == "complete" else None)
+            complete = 1 if entry["applied"] == "complete" else None  # "completely" means one delegate kernel
+            entry["delegate_kernels"] = int(match.group(3)) if match.group(3) else complete
             return True
         if match := _NOT_APPLIED.match(text):
             self._entry(match.group(1), text).update(applied="none", delegate_kernels=0)
             return True
-        if match := _REPLACING.match(text):
-            entry = self._entry(match.group(3), text)
-            entry.update(nodes_delegated=int(match.group(1)), partitions=int(match.group(4)))
-            if match.group(2):
-                entry["nodes_total"] = int(match.group(2))
-            return True
-        if match := _DELEGATED.match(text):
-            entry = self._entry(match.group(1), text)
-            entry.update(nodes_delegated=int(match.group(2)), nodes_total=int(match.group(3)))
-            if match.group(4):
-                entry["partitions"] = int(match.group(4))
-            return True
+        for pattern in _NODE_COUNTS:
+            if match := pattern.match(text):
+                entry = self._entry(match["name"], text)
+                entry.update({key: int(match[group]) for key, group in _COUNT_KEYS if match[group]})
+                return True
         if match := _UNAVAILABLE.match(text):
             self._entry(match.group(1) or match.group(2), text)["unavailable"] = True
             return True

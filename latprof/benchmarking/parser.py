@@ -452,7 +452,8 @@ class _Reader:
         if match := _TRAILER.match(line):
             graph = match.group(1) or self.graph
             kind = "timings" if match.group(2).startswith("Timings") else "memory"
-            self.profiles.setdefault((self.section, graph), {})[kind] = _parse_stats(int(match.group(3)), match.group(4))
+            stats = _parse_stats(int(match.group(3)), match.group(4))
+            self.profiles.setdefault((self.section, graph), {})[kind] = stats
             self.sources[f"profiles.{self.section}.{graph}.{kind}"] = self.where(
                 lineno, f"op profiler's {match.group(2)} line of {_SECTION_TITLE[self.section]}")
             return True
