@@ -7,16 +7,21 @@ state, benchmark, read the state again, and store the record whole.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from latprof.benchmarking.parser import BenchmarkOutput, parse_benchmark_output
 from latprof.benchmarking.record import LatencyStats, Measurement, ModelInfo, inspect_model, run_op_profile
 from latprof.devices import DEFAULT_DELEGATE, BenchmarkRequest, Device, DeviceState
 from latprof.errors import ModelFileError, ParseError, UnsupportedDelegateError
+from latprof.speed import (
+    DEFAULT_ROUNDS, PROBE_NAME, PROBE_RUNS, at_reference, pooled_stats, probe_model, ratio_summary, resolve_reference,
+    run_identity, run_session,
+)
 from latprof.store import Store
 
-__all__ = ["measure", "import_log", "build_request"]
+__all__ = ["measure", "measure_many", "import_log", "build_request"]
 
 _COOL_POLL_S = 5.0
 
@@ -86,30 +91,84 @@ def measure(
 
     Throttling seen before or after the run is recorded in ``warnings`` and passed
     to ``notify``; with ``wait_cool`` the run waits for a hot device to cool first.
+    ``rounds`` and ``probe`` as in :func:`measure_many` (default: one plain run).
     """
-    model = inspect_model(model_path)
+    return measure_many([model_path], device, request, store=store, wait_cool=wait_cool, notify=notify,
+                        rounds=rounds, probe=probe, space=space)[0]
+
+
+def measure_many(
+    model_paths: Sequence[Path], device: Device, request: BenchmarkRequest, *, reference: Path | None = None,
+    rounds: int = DEFAULT_ROUNDS, probe: bool = True, store: Store | None = None, space: str | None = None,
+    wait_cool: bool = False, notify: Callable[[str], None] = lambda _: None,
+) -> list[Measurement]:
+    """Benchmark models interleaved round by round, and store each as its own measurement.
+
+    ``request.num_runs`` is split over ``rounds``; each round times the speed probe
+    (with ``probe``), then ``reference`` (when given), then each model, and the probe
+    closes the last round. With the probe, each record has ``reference_speed``: the
+    latency at the device's reference speed (:mod:`latprof.speed`; ``space`` picks
+    whose predictor's reference). With ``reference``, each model's record has
+    ``reference_ratio`` (round by round); the reference is returned (and stored) first.
+    Several models share a ``group`` id in ``settings``, with their ``position``.
+    """
+    models = [inspect_model(path) for path in ([reference] if reference is not None else []) + list(model_paths)]
     before = device.state(request)
     if wait_cool:
         before = _wait_until_cool(device, request, before, notify)
     limits = device.config.thermal
-    warnings = [f"before run: {w}" for w in before.throttle_warnings(limits)]
-    run = device.run_benchmark(model, request)
+    session = run_session(device, models, request, rounds=rounds,
+                          probe=inspect_model(probe_model()) if probe else None)
     after = device.state(request)
-    warnings += [f"after run: {w}" for w in after.throttle_warnings(limits)]
-    warnings += _noise_warnings(run.stats)
-    for warning in warnings:
-        notify(warning)
-    measurement = Measurement(
-        model_name=model.name, model_sha256=model.sha256, model_bytes=model.size_bytes,
-        device=device.name, fingerprint=device.fingerprint(), runtime=run.runtime,
-        runtime_version=run.runtime_version, settings=run.settings, command=run.command, stats=run.stats,
-        run_us=run.run_us, init_us=run.init_us, first_inference_us=run.first_inference_us,
-        op_profile=run.op_profile, memory_mb=run.memory_mb, state_before=before.to_dict(),
-        state_after=after.to_dict(), warnings=warnings,
-    )
-    if store is not None:
-        measurement = _with_id(measurement, store.add_measurement(measurement))
-    return measurement
+    shared = [f"before run: {w}" for w in before.throttle_warnings(limits)]
+    shared += [f"after run: {w}" for w in after.throttle_warnings(limits)]
+    speed = None
+    if probe:
+        identity = run_identity(session.probes[0])
+        speed = resolve_reference(store, device.name, identity, session.probe_ms, space)
+        shared += _speed_warnings(session.probe_ms)
+    group = uuid.uuid4().hex[:12] if len(models) > 1 else None
+    fingerprint = device.fingerprint()
+    results = []
+    for position, (model, runs) in enumerate(zip(models, session.rounds)):
+        stats, statistic = pooled_stats(runs)
+        settings = {**runs[0].settings, "num_runs": stats.count, "rounds": len(runs),
+                    "round_runs": [run.stats.count for run in runs], "statistic": statistic}
+        if probe:
+            settings.update(probe=PROBE_NAME, probe_runs=PROBE_RUNS)
+        if group is not None:
+            settings.update(group=group, position=position,
+                            role="reference" if reference is not None and position == 0 else "model")
+        warnings = shared + _noise_warnings(stats)
+        for warning in warnings:
+            notify(f"{model.name}: {warning}" if group is not None else warning)
+        op_profile = device.run_benchmark(model, request).op_profile if request.op_profile else runs[0].op_profile
+        measurement = Measurement(
+            model_name=model.name, model_sha256=model.sha256, model_bytes=model.size_bytes,
+            device=device.name, fingerprint=fingerprint, runtime=runs[0].runtime,
+            runtime_version=runs[0].runtime_version, settings=settings, command=runs[0].command, stats=stats,
+            run_us=[t for run in runs for t in run.run_us] if all(run.run_us for run in runs) else None,
+            init_us=runs[0].init_us, first_inference_us=runs[0].first_inference_us,
+            op_profile=op_profile, memory_mb=runs[0].memory_mb, state_before=before.to_dict(),
+            state_after=after.to_dict(), warnings=warnings,
+            reference_speed=at_reference(runs, session.probe_ms, speed) if speed is not None else None,
+            reference_ratio=(ratio_summary(runs, session.rounds[0], models[0])
+                             if reference is not None and position > 0 else None),
+        )
+        if store is not None:
+            measurement = _with_id(measurement, store.add_measurement(measurement))
+        results.append(measurement)
+    return results
+
+
+_SPEED_CHANGE = 0.15  # the probe's slowest time this much above its fastest: the device changed speed
+
+
+def _speed_warnings(probe_ms: Sequence[float]) -> list[str]:
+    if max(probe_ms) <= (1 + _SPEED_CHANGE) * min(probe_ms):
+        return []
+    return [f"the device changed speed during the measurement (probe {min(probe_ms):.3f}-{max(probe_ms):.3f} ms); "
+            "compare figures at the reference speed (reference_speed.median_ms)"]
 
 
 def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | None = None,
@@ -157,7 +216,12 @@ def _imported_stats(parsed: BenchmarkOutput, log_path: Path) -> tuple[LatencySta
         avg_ms = parsed.inference_avg_us / 1e3
         stats = LatencyStats(count=0, median_ms=None, mean_ms=avg_ms, std_ms=None, p5_ms=None, p95_ms=None,
                              min_ms=None, max_ms=None)
-        return stats, ["the log reports only the average inference time; run count and spread are unknown"]
+        note = "the log reports only the average inference time; run count and spread are unknown"
+        profiled = parsed.profile("run")
+        if profiled is not None and profiled.timings is not None:
+            note += (f" (the op profiler's own timings of its {profiled.timings.count} runs are in "
+                     "benchmark_output.profiles)")
+        return stats, [note]
     raise ParseError(f"{log_path} has no timed benchmark runs (no count=… line); pass a complete log")
 
 

@@ -200,6 +200,8 @@ class Measurement:
     state_after: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     benchmark_output: dict[str, Any] | None = None  # benchmark_model's whole parsed log (BenchmarkOutput.to_dict())
+    reference_speed: dict[str, Any] | None = None  # the figure at the device's reference speed (latprof.speed)
+    reference_ratio: dict[str, Any] | None = None  # latency / a reference model's, timed round by round
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     id: int | None = None
 

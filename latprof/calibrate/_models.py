@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from latprof.cache import cache_dir as latprof_cache_dir
 from latprof.errors import ArchitectureError, ModelFileError
 
 __all__ = ["ModelSpec", "model_spec", "tflite_for", "cache_dir", "KERAS_FAMILIES"]
@@ -38,7 +38,7 @@ class ModelSpec:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("LATPROF_CACHE") or Path.home() / ".cache" / "latprof") / "models"
+    return latprof_cache_dir() / "models"
 
 
 def _keras_family(model: str) -> tuple[str, bool] | None:

@@ -8,7 +8,7 @@ import click
 
 from latprof.benchmarking.record import Measurement, inspect_model
 from latprof.cli.options import (
-    db_option, delegate_option, device_option, echo_json, json_option, open_store, timeout_option,
+    db_option, delegate_option, device_option, echo_json, json_option, open_store, space_option, timeout_option,
 )
 
 
@@ -25,6 +25,7 @@ def _summary(m: Measurement) -> str:
         f"  {m.runtime} {m.runtime_version}, {settings.get('threads')} thread(s), {where}, "
         f"warm-up {settings.get('warmup_runs')}, delegate {settings.get('delegate')}",
     ]
+    lines += _speed_lines(m)
     if m.op_profile:
         lines.append("  slowest ops (avg ms):")
         for op in sorted(m.op_profile, key=lambda o: -o["avg_ms"])[:10]:
@@ -32,6 +33,23 @@ def _summary(m: Measurement) -> str:
     if m.id is not None:
         lines.append(f"  stored as measurement #{m.id}")
     return "\n".join(lines)
+
+
+def _speed_lines(m: Measurement) -> list[str]:
+    """The figure at the reference speed, the ratio to a reference model, the session: where measured."""
+    lines = []
+    speed, ratio, settings = m.reference_speed, m.reference_ratio, m.settings
+    if speed is not None:
+        probes = speed["probe_ms"]
+        lines.append(f"  at the reference speed: {speed['median_ms']:.3f} ms (x{speed['factor']:.3f}; probe "
+                     f"{min(probes):.3f}-{max(probes):.3f} ms over {settings.get('rounds')} rounds, reference "
+                     f"{speed['reference_probe_ms']:.3f} ms: {speed['source']})")
+    if ratio is not None:
+        lines.append(f"  ratio to {ratio['reference']}: {ratio['median']:.4g} (min-max {ratio['min']:.4g}-"
+                     f"{ratio['max']:.4g}, IQR {ratio['q1']:.4g}-{ratio['q3']:.4g}, {len(ratio['rounds'])} rounds)")
+    if settings.get("group"):
+        lines.append(f"  session {settings['group']}, position {settings['position']} ({settings['role']})")
+    return lines
 
 
 def _show(m: Measurement, as_json: bool) -> None:
@@ -42,7 +60,7 @@ def _show(m: Measurement, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
 @device_option()
 @click.option("--runs", type=click.IntRange(min=1), help="Timed runs (default: the device config's).")
 @click.option("--warmup", type=click.IntRange(min=0), help="Warm-up runs (default: the device config's).")
@@ -54,23 +72,42 @@ def _show(m: Measurement, as_json: bool) -> None:
               help="Local benchmark_model to push when the phone lacks one.")
 @timeout_option
 @click.option("--wait-cool", is_flag=True, help="Wait for a hot device to cool before measuring.")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Split the timed runs into this many rounds, the speed probe timed between them "
+                   "(and the models taking turns).")
+@click.option("--reference", metavar="NAME|REF.tflite",
+              help="Also time a reference round by round (e.g. mobilenet-v2) and report each model's ratio to it.")
+@space_option()
 @json_option
 @db_option
 @click.pass_context
-def measure(ctx, model, device_name, runs, warmup, threads, delegate, op_profile, core_mask, benchmark_binary,
-            timeout_s, wait_cool, as_json, db):
-    """Measure the latency of a .tflite MODEL on the host (default) or a phone."""
-    from latprof.devices import open_device
-    from latprof.measure import build_request, measure as run_measure
+def measure(ctx, models, device_name, runs, warmup, threads, delegate, op_profile, core_mask, benchmark_binary,
+            timeout_s, wait_cool, rounds, reference, space_name, as_json, db):
+    """Measure the latency of .tflite MODELS on the host (default) or a phone.
 
-    inspect_model(model)  # fail on a bad file before connecting to anything
+    The runs are split into rounds with latprof's speed probe timed before, between and
+    after them; each result is reported raw and at the device's reference speed (the
+    fitted predictor's for --space, else the device's own). Several MODELS (and
+    --reference) take turns round by round, so their figures are comparable.
+    """
+    from latprof.devices import open_device
+    from latprof.measure import build_request, measure_many
+    from latprof.speed import reference_model
+
+    for model in models:
+        inspect_model(model)  # fail on a bad file before connecting to anything
+    ref_path = reference_model(reference) if reference else None
     with open_store(ctx, db) as store, open_device(device_name) as device:
         request = build_request(device, runs=runs, warmup=warmup, threads=threads, op_profile=op_profile,
                                 timeout_s=timeout_s, core_mask=core_mask, benchmark_binary=benchmark_binary,
                                 delegate=delegate)
-        result = run_measure(model, device, request, store=store, wait_cool=wait_cool,
-                             notify=lambda msg: click.echo(f"Warning: {msg}", err=True))
-    _show(result, as_json)
+        results = measure_many(models, device, request, reference=ref_path, rounds=rounds, store=store,
+                               space=space_name, wait_cool=wait_cool,
+                               notify=lambda msg: click.echo(f"Warning: {msg}", err=True))
+    if as_json:
+        echo_json(results[0].to_dict() if len(results) == 1 else [m.to_dict() for m in results])
+        return
+    click.echo("\n".join(_summary(m) for m in results))
 
 
 @click.command()

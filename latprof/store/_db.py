@@ -133,6 +133,22 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE measurements ADD COLUMN benchmark_output TEXT;
     """,
+    # version 5: figures at the device's reference speed, ratios to a reference model, and the references
+    # themselves (latprof.speed)
+    """
+    ALTER TABLE measurements ADD COLUMN reference_speed TEXT;
+    ALTER TABLE measurements ADD COLUMN reference_ratio TEXT;
+    CREATE TABLE speed_references (
+        device TEXT NOT NULL,
+        space TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        probe_ms REAL NOT NULL,
+        beta REAL NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (device, space, identity)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -248,6 +264,8 @@ class Store:
             "memory_mb": json.dumps(m.memory_mb), "state_before": json.dumps(m.state_before),
             "state_after": json.dumps(m.state_after), "warnings": json.dumps(m.warnings),
             "benchmark_output": json.dumps(m.benchmark_output) if m.benchmark_output is not None else None,
+            "reference_speed": json.dumps(m.reference_speed) if m.reference_speed is not None else None,
+            "reference_ratio": json.dumps(m.reference_ratio) if m.reference_ratio is not None else None,
         }
         columns = ", ".join(row)
         placeholders = ", ".join(f":{name}" for name in row)
@@ -296,6 +314,8 @@ class Store:
             memory_mb=json.loads(row["memory_mb"]), state_before=json.loads(row["state_before"]),
             state_after=json.loads(row["state_after"]), warnings=json.loads(row["warnings"]),
             benchmark_output=json.loads(row["benchmark_output"]) if row["benchmark_output"] else None,
+            reference_speed=json.loads(row["reference_speed"]) if row["reference_speed"] else None,
+            reference_ratio=json.loads(row["reference_ratio"]) if row["reference_ratio"] else None,
         )
 
     def measurements_frame(self, device: str | None = None, model: str | None = None):
