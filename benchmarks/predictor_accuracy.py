@@ -44,11 +44,11 @@ import numpy as np
 
 from latprof.devices import open_device
 from latprof.lut import CALIBRATION_SEED, load_calibration
-from latprof.lut._probe import write_probe
 from latprof.lut._runners import HostBatchRunner
 from latprof.measure import build_request, measure
 from latprof.predict import errors_summary, load_predictor
-from latprof.predict._fit import load_model, probe_factor
+from latprof.predict._fit import load_model
+from latprof.speed import probe_factor, write_probe
 from latprof.space import MnasNetSpace, arch_layers, count_params_macs, export_tflite, format_arch, parse_arch
 from latprof.space import keras_to_tflite, read_tflite_ops, tflite_params_macs
 from latprof.store import Store
@@ -168,7 +168,7 @@ def main() -> None:
     speed(predictor, space)
 
     # Baselines from the same table and calibration set.
-    cal_y = np.array([c.median_ms * probe_factor(c.settings, ref, beta) for c in calibration])
+    cal_y = np.array([c.median_ms * probe_factor(c.settings.get("probe_ms"), ref, beta) for c in calibration])
     cal_macs = np.array([count_params_macs(parse_arch(c.arch))[1] for c in calibration], dtype=float)
     flops_a, flops_b = np.polyfit(cal_macs, cal_y, 1)
 
@@ -217,9 +217,9 @@ def main() -> None:
             rows.append({
                 "arch": format_arch(arch), "macs": count_params_macs(arch)[1],
                 "measured_raw_ms": best["median_ms"],
-                "measured_ms": best["median_ms"] * probe_factor({"probe_ms": best["probe_ms"]}, ref, beta),
+                "measured_ms": best["median_ms"] * probe_factor(best["probe_ms"], ref, beta),
                 "rounds_raw_ms": [t["median_ms"] for t in tries], "probe_ms": [t["probe_ms"] for t in tries],
-                "rounds_ms": [t["median_ms"] * probe_factor({"probe_ms": t["probe_ms"]}, ref, beta) for t in tries],
+                "rounds_ms": [t["median_ms"] * probe_factor(t["probe_ms"], ref, beta) for t in tries],
                 "latprof_ms": predictor.predict(arch).latency_ms,
                 "flops_ms": flops_a * count_params_macs(arch)[1] + flops_b,
                 "plain_sum_ms": plain_sum(layers),
@@ -274,7 +274,7 @@ def foreign_models(folder: Path, predictor, device, request, probe: Probe, use_r
     print(f"{'model':<26}{'measured':>10}{'latprof':>10}{'error':>8}{'FLOPs':>10}{'error':>8}  from regression")
     for name, path in paths.items():
         m = measure_e2e(path, device, request, probe, use_realtime)
-        truth = m["median_ms"] * probe_factor({"probe_ms": m["probe_ms"]}, ref, beta)
+        truth = m["median_ms"] * probe_factor(m["probe_ms"], ref, beta)
         p = predictor.predict_tflite(path)
         macs = tflite_params_macs(read_tflite_ops(path))[1]
         flops = flops_a * macs + flops_b

@@ -145,13 +145,15 @@ def fit(ctx, device_name, space_name, folds, as_json, db):
               help="A file of architectures (or .tflite paths), one a line; predicted together with MODELS.")
 @device_option()
 @space_option()
+@click.option("--at-current-speed", is_flag=True,
+              help="Time the speed probe on the device now and scale the predictions to its current speed.")
 @json_option
 @db_option
 @click.pass_context
-def predict(ctx, models, from_file, device_name, space_name, as_json, db):
+def predict(ctx, models, from_file, device_name, space_name, at_current_speed, as_json, db):
     """Predict the latency of architectures (names, strings, JSON) or .tflite files on a device."""
     from latprof.errors import ArchitectureError
-    from latprof.predict import load_predictor
+    from latprof.predict import load_predictor, predictor_speed
     from latprof.space import get_space
     from latprof.userfiles import read_text
 
@@ -164,6 +166,8 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
     with open_store(ctx, db, writable=False) as store:
         predictor = load_predictor(device_name, space_name, store=store)
     space = get_space(space_name, **getattr(predictor, "space_params", {}))
+    speed = predictor_speed(getattr(predictor, "model", {}))
+    now = _current_speed(device_name, getattr(predictor, "model", {}), speed) if at_current_speed else None
     results = []
     for text in texts:
         if text.endswith(".tflite") or _is_file(text):
@@ -178,7 +182,7 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
             raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
         results.append((getattr(arch, "name", None) or space.format(arch), predictor.predict(arch)))
     if as_json:
-        out = [{"model": name, **p.to_dict()} for name, p in results]
+        out = [{"model": name, **p.to_dict(), **_speed_json(p, speed, now)} for name, p in results]
         echo_json(out if len(out) > 1 else out[0])
         return
     for name, p in results:
@@ -191,10 +195,55 @@ def predict(ctx, models, from_file, device_name, space_name, as_json, db):
         click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); {counts}")
         if getattr(predictor, "runtime", ""):
             click.echo(f"  for runtime {predictor.runtime!r} (`latprof calibrate --runtime` picks another)")
+        click.echo(_speed_line(p, speed, now))
         click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
         click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
         for r in p.layers:
             click.echo(f"  {r.name:<12}{r.ms:>9.3f}  {r.source:<11}{r.layer_key}")
+
+
+def _current_speed(device_name: str, model: dict, speed) -> float:
+    """The probe time on the device now, under the settings the predictor's probe times were taken with."""
+    from latprof.devices import open_device
+    from latprof.errors import PredictorError
+    from latprof.measure import build_request
+    from latprof.speed import probe_model, time_probe
+    from latprof.benchmarking.record import inspect_model
+
+    if speed is None:
+        raise PredictorError(f"the predictor of {device_name} was fitted without the speed probe, so its speed is "
+                             "unknown; rebuild its table with the probe (`latprof build-lut` without --no-probe)")
+    identity = model.get("probe_identity") or {}
+    with open_device(device_name) as device:
+        request = build_request(device, threads=identity.get("threads"), core_mask=identity.get("core_mask"))
+        probe_ms, now_identity = time_probe(device, request, inspect_model(probe_model()))
+    if identity and now_identity != identity:
+        changed = ", ".join(f"{k} {identity.get(k)!r} -> {v!r}" for k, v in now_identity.items() if identity.get(k) != v)
+        raise PredictorError(f"the predictor's probe times were taken under other settings ({changed}); "
+                             f"refit with `latprof build-lut --device {device_name}` and `latprof fit`")
+    return probe_ms
+
+
+def _speed_json(p, speed, now: float | None) -> dict:
+    if speed is None:
+        return {"reference_speed": None}
+    out = {"reference_speed": speed.to_dict()}
+    if now is not None:
+        scale = 1 / speed.factor([now])
+        out["current_speed"] = {"probe_ms": now, "factor": scale, "latency_ms": p.latency_ms * scale,
+                                "low_ms": p.low_ms * scale, "high_ms": p.high_ms * scale}
+    return out
+
+
+def _speed_line(p, speed, now: float | None) -> str:
+    if speed is None:
+        return "  at the speed its table was measured at (built without the speed probe)"
+    line = f"  at the reference speed: probe {speed.probe_ms:.4f} ms ({speed.source})"
+    if now is not None:
+        scale = 1 / speed.factor([now])
+        line += (f"\n  at the current speed (probe {now:.4f} ms now, x{scale:.3f}): {p.latency_ms * scale:.3f} ms "
+                 f"(band {p.low_ms * scale:.3f}..{p.high_ms * scale:.3f} ms)")
+    return line
 
 
 COMMANDS = [build_lut, fit, predict]

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from latprof.lut import _tables as T
 from latprof.predict._features import layer_ops
-from latprof.predict._fit import FORMAT, errors_summary, fit_predictor, load_model, normalized_table, save_predictor
+from latprof.predict._fit import (
+    FORMAT, errors_summary, fit_predictor, load_model, normalized_table, predictor_speed, save_predictor,
+)
 from latprof.predict._predictor import LayerPrediction, Prediction, Predictor
 from latprof.errors import LatprofError
 from latprof.store import Store
 
 __all__ = ["Predictor", "Prediction", "LayerPrediction", "load_predictor", "fit_predictor", "save_predictor",
-           "errors_summary", "FORMAT", "layer_ops"]
+           "errors_summary", "FORMAT", "layer_ops", "predictor_speed"]
 
 
 def load_predictor(device: str = "local", space: str = "mnasnet", *, store: Store | None = None) -> Predictor:

@@ -29,22 +29,15 @@ from latprof.lut import _tables as T
 from latprof.predict._correction import Correction, fit_correction, unit_features
 from latprof.predict._regression import CostModel, Siblings, design_matrix, fit_cost_model, parse_layer_key
 from latprof.space import LayerConfig, SearchSpace, get_space
+from latprof.speed import SpeedReference, probe_factor, probe_identity, register_reference
 from latprof.store import Store
 
 __all__ = ["FORMAT", "fit_predictor", "save_predictor", "load_model", "normalized_table", "errors_summary",
-           "probe_factor"]
+           "predictor_speed"]
 
 FORMAT = "latprof.predictor/1"
 _REF_PERCENTILE = 10
 _MIN_CALIBRATION = 4  # the correction needs 3 to fit, and cross-validation one more to hold out
-
-
-def probe_factor(settings: dict[str, Any], ref: float | None, beta: float) -> float:
-    """Multiplier taking a row measured at its probe speed to the reference speed (1 without a probe)."""
-    probe = settings.get("probe_ms")
-    if not probe or ref is None:
-        return 1.0
-    return (ref / (sum(probe) / len(probe))) ** beta
 
 
 def errors_summary(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -60,7 +53,7 @@ def errors_summary(pred: np.ndarray, measured: np.ndarray) -> dict[str, float]:
 
 
 def normalized_table(entries: list[T.LutEntry], ref: float | None, beta: float) -> dict[str, float]:
-    return {e.layer_key: e.median_ms * probe_factor(e.settings, ref, beta) for e in entries}
+    return {e.layer_key: e.median_ms * probe_factor(e.settings.get("probe_ms"), ref, beta) for e in entries}
 
 
 def _fit_beta(X: np.ndarray, ms: np.ndarray, probes: np.ndarray, ref: float | None) -> float:
@@ -152,7 +145,7 @@ def fit_predictor(store: Store, device: str = "local", space: str = "mnasnet", *
         units, m = _units(get_space(space, **c.params), c.arch, table, model, siblings)
         unit_rows.append(unit_features(units))
         macs.append(m)
-        y.append(c.median_ms * probe_factor(c.settings, ref, beta))
+        y.append(c.median_ms * probe_factor(c.settings.get("probe_ms"), ref, beta))
     rows, macs_a, y_a = np.array(unit_rows), np.array(macs, dtype=float), np.array(y)
     correction = fit_correction(rows, y_a)
     cv_pred, cv_flops = _correction_cv(rows, macs_a, y_a, folds)
@@ -168,7 +161,7 @@ def fit_predictor(store: Store, device: str = "local", space: str = "mnasnet", *
     band = float(np.percentile(np.abs(cv_pred / y_a - 1), 95))
     model_json = {
         "format": FORMAT, "device": device, "space": space, "created_at": T.now(),
-        "probe_ref_ms": ref, "probe_beta": beta,
+        "probe_ref_ms": ref, "probe_beta": beta, "probe_identity": probe_identity(entries[0].settings),
         "cost_model": model.to_json(), "correction": correction.to_json(),
         "band": {"rel": band, "regression_rel": width_cv["abs_rel_p95"]},
         "variants": T.finished_builds(conn, device, space),
@@ -194,7 +187,19 @@ def save_predictor(store: Store, model: dict[str, Any], report: dict[str, Any]) 
             (model["device"], model["space"], model["format"], json.dumps(model), json.dumps(report),
              model["created_at"]),
         )
+    speed = predictor_speed(model)
+    if speed is not None:
+        register_reference(store, model["device"], model["space"], model["probe_identity"], speed)
     return int(cur.lastrowid)
+
+
+def predictor_speed(model: dict[str, Any]) -> SpeedReference | None:
+    """The reference speed a fitted predictor predicts for (None when its table was built without the probe)."""
+    if model.get("probe_ref_ms") is None:
+        return None
+    return SpeedReference(model["probe_ref_ms"], model["probe_beta"],
+                          f"the {model['space']} predictor fitted {model['created_at']}: 10th-percentile probe time "
+                          f"of its table, exponent {model['probe_beta']:.2f}")
 
 
 def load_model(store: Store, device: str, space: str) -> tuple[dict[str, Any], dict[str, Any]]:
