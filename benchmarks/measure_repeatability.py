@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from host_measure import litert_median_ms  # this folder: LiteRT's litert-benchmark, pinned like latprof
 from latprof.benchmarking.host import default_host_cpu
 
 _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -42,19 +43,6 @@ _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 def _latprof(*args: str) -> str:
     return subprocess.run([sys.executable, "-m", "latprof", *args], check=True, capture_output=True, text=True,
                           env=_ENV).stdout
-
-
-def _litert_median_ms(model: Path, runs: int, warmup: int, cpu: int | None) -> float:
-    out = Path(tempfile.mkstemp(suffix=".json")[1])
-    cmd = [sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model", f"--model={model}",
-           f"--num_runs={runs}", f"--warmup_runs={warmup}", "--num_threads=1", f"--result_json={out}"]
-    if cpu is not None:
-        cmd = ["taskset", "-c", str(cpu), *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, env=_ENV)
-    try:
-        return json.loads(out.read_text())["latency"]["median_ms"]
-    finally:
-        out.unlink()
 
 
 def _burner(cpu: int | None) -> subprocess.Popen | None:
@@ -107,7 +95,7 @@ def main() -> None:
                     time.sleep(args.burn_lead_s)
                 record = json.loads(_latprof("measure", str(model), "--db", db, "--runs", str(args.runs),
                                              "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--json"))
-                litert_ms = _litert_median_ms(model, args.runs, args.warmup, cpu)
+                litert_ms = litert_median_ms(model, args.runs, args.warmup, cpu)
             finally:
                 _stop(burner)
             speed = record["reference_speed"]
