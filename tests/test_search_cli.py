@@ -51,8 +51,9 @@ def test_search_prints_defaults_progress_tables_and_writes_every_file(tmp_path, 
     trials = list(csv.DictReader((out / "trials.csv").open()))
     assert [int(r["idx"]) for r in trials] == list(range(16))
     ok = [r for r in trials if r["status"] == "ok"]
-    within = [r for r in ok if float(r["latency_ms"]) <= 60] or ok
-    best = max(within, key=lambda r: float(r["reward"]))
+    within = [r for r in ok if float(r["latency_ms"]) <= 60]
+    band = [r for r in within if float(r["latency_ms"]) >= 54]  # the accuracy is a proxy: 10% below T
+    best = max(band or within or ok, key=lambda r: float(r["reward"]))
     assert (out / "best_arch.txt").read_text().strip() == best["arch"]
     assert f"answer (trial {best['idx']}" in text
     assert "CONV_2D" in {op.name for op in read_tflite_ops(out / "best.tflite")}

@@ -214,3 +214,21 @@ def test_two_processes_cannot_run_the_same_search_folder_at_once(tmp_path):
     with _exclusive(tmp_path / "out"), pytest.raises(SearchError, match="another latprof search is running"):
         search(tmp_path, samples=16)
     assert len(search(tmp_path, samples=16).trials) == 16  # free again once that run ends
+
+
+def _trial(idx: int, latency_ms: float, accuracy: float, reward: float):
+    from latprof.search import Trial
+
+    return Trial(idx, (idx,), f"arch{idx}", "ok", latency_ms, accuracy, reward, None, 0.0, None, "")
+
+
+@pytest.mark.parametrize("is_proxy,expected", [(True, 1), (False, 2)])
+def test_the_answer_is_within_the_target_and_with_a_proxy_near_it(is_proxy, expected):
+    """Over T never answers while something is within; a proxy's answer comes from the 10% band below T."""
+    from latprof.search import SearchResult
+
+    trials = [_trial(0, 80.0, 0.9, 0.85), _trial(1, 70.0, 0.6, 0.6), _trial(2, 40.0, 0.7, 0.7)]
+    result = SearchResult(SearchConfig(target_ms=75), 1, trials, 0, "random", "x", is_proxy)
+    assert result.best.idx == 0 and result.chosen.idx == expected
+    alone = SearchResult(SearchConfig(target_ms=75), 1, trials[:1], 0, "random", "x", is_proxy)
+    assert alone.chosen.idx == 0  # nothing within the target: the highest reward

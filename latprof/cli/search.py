@@ -15,7 +15,7 @@ from click.core import ParameterSource
 from latprof.cli.options import (
     db_option, device_option, echo_json, json_option, open_store, resolution_option, space_option,
 )
-from latprof.search import CONTROLLER_NAMES, LATENCY_SOURCES, REWARD_CHOICES, SearchConfig
+from latprof.search import CONTROLLER_NAMES, LATENCY_SOURCES, REWARD_CHOICES, TARGET_BAND, SearchConfig
 
 if TYPE_CHECKING:
     from latprof.devices import Device
@@ -287,11 +287,15 @@ def _answer_lines(result: SearchResult) -> list[str]:
     chosen, best, target = result.chosen, result.best, result.config.target_ms
     if chosen is None:
         return ["\nno successful sample: nothing to answer"]
-    where = "within" if chosen.latency_ms <= target else "no sample was within"
-    lines = [f"\nanswer (trial {chosen.idx}, {chosen.latency_ms:.2f} ms, {where} the {target:g} ms target, "
-             f"highest reward there): {chosen.arch}"]
+    if chosen.latency_ms > target:
+        where = f"no sample was within the {target:g} ms target"
+    elif result.estimator_is_proxy and chosen.latency_ms >= (1 - TARGET_BAND) * target:
+        where = f"highest reward {TARGET_BAND:.0%} or less below the {target:g} ms target (the accuracy is a proxy)"
+    else:
+        where = f"highest reward within the {target:g} ms target"
+    lines = [f"\nanswer (trial {chosen.idx}, {chosen.latency_ms:.2f} ms; {where}): {chosen.arch}"]
     if best is not chosen:
-        lines.append(f"  the highest reward overall is trial {best.idx} at {best.latency_ms:.2f} ms, over the target")
+        lines.append(f"  the highest reward overall is trial {best.idx}, at {best.latency_ms:.2f} ms")
     return lines
 
 

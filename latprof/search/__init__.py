@@ -35,6 +35,7 @@ from latprof.search._outputs import verify, write_outputs, write_verify
 from latprof.search._reward import REWARD_CHOICES, Reward
 from latprof.search._runner import (
     LATENCY_SOURCES,
+    TARGET_BAND,
     Progress,
     SearchConfig,
     SearchResult,
@@ -47,6 +48,7 @@ __all__ = [
     "CONTROLLER_NAMES",
     "LATENCY_SOURCES",
     "REWARD_CHOICES",
+    "TARGET_BAND",
     "AccuracyEstimator",
     "CallableEstimator",
     "Controller",

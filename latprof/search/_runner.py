@@ -51,6 +51,7 @@ from latprof.store import Store
 __all__ = ["Progress", "SearchConfig", "SearchResult", "pareto_front", "run_search"]
 
 LATENCY_SOURCES = ("predictor", "measure")
+TARGET_BAND = 0.10  # with a proxy accuracy, the answer is sought within 10% below the target
 # Settings that may change when a search is resumed: they do not change which trials it makes.
 _RESUMABLE = ("samples",)
 
@@ -171,9 +172,16 @@ class SearchResult:
 
     @property
     def chosen(self) -> Trial | None:
-        """What the search answers: the highest reward within the target latency, else the highest reward."""
-        within = [t for t in self.ok_trials if value(t.latency_ms) <= self.config.target_ms]
-        return max(within, key=lambda t: value(t.reward)) if within else self.best
+        """What the search answers: the highest reward within the target latency, else the highest reward.
+
+        With a proxy accuracy only trials in the target band (``TARGET_BAND`` below T) count while there
+        are any: a proxy ranks architectures of about equal latency, not a small one against one near T.
+        """
+        target = self.config.target_ms
+        within = [t for t in self.ok_trials if value(t.latency_ms) <= target]
+        band = [t for t in within if value(t.latency_ms) >= (1 - TARGET_BAND) * target]
+        pool = (band if self.estimator_is_proxy else []) or within
+        return max(pool, key=lambda t: value(t.reward)) if pool else self.best
 
     def top(self, k: int = 10) -> list[Trial]:
         """The ``k`` best distinct architectures by reward."""
