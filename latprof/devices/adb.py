@@ -115,7 +115,8 @@ class AdbDevice(Device):
         config = next((c for c in configs.values() if c.matches(device.props)), None)
         config = config or DeviceConfig(name=serial, kind="android")
         if device.is_loopback:  # latprof's own fake phone: never file its figures under the real phone
-            config = replace(config, name=f"loopback-{config.name}")
+            simulated = device.props.get("ro.latprof.benchmark", "").startswith("simulated")
+            config = replace(config, name=f"{'simulated' if simulated else 'loopback'}-{config.name}")
         device.config = config
         return device
 

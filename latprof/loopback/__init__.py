@@ -10,8 +10,9 @@ signatures), ``_transport`` (handshake and streams of one connection),
 ``_services`` (which service a stream is), ``_sync`` (file transfer), ``_shell``
 (a sandboxed sh: parsing, expansion, redirection, command lookup), ``_commands``
 (its builtins and toybox applets), ``_benchmark`` (the fake
-``benchmark_model``), ``_fs`` (the sandbox), ``_profile`` (what the phone looks
-like), ``_server`` (the listener and :class:`LoopbackDevice`).
+``benchmark_model``; ``_simulated``: its timings predicted and slept, not run),
+``_fs`` (the sandbox), ``_profile`` (what the phone looks like), ``_server`` (the
+listener and :class:`LoopbackDevice`).
 
 For tests::
 
@@ -26,11 +27,12 @@ from __future__ import annotations
 from latprof.loopback._failures import FailureMode, parse_failures
 from latprof.loopback._profile import DeviceProfile, load_profile
 from latprof.loopback._server import ADB_KEYS, LoopbackDevice, ShellResult
+from latprof.loopback._simulated import SimulatedSpeed
 from latprof.loopback._transport import FEATURES
 
 __all__ = [
     "LoopbackDevice", "FailureMode", "ShellResult", "DeviceProfile", "FEATURES", "ADB_KEYS",
-    "serve", "load_profile", "parse_failures",
+    "serve", "load_profile", "parse_failures", "SimulatedSpeed",
 ]
 
 

@@ -6,7 +6,8 @@ The device holds a small text placeholder at the profile's benchmark path
 ``--enable_op_profiling``, ``--min_secs``, ``--warmup_min_secs``, ``--use_xnnpack``,
 ``--use_gpu``, ``--use_nnapi``; others are accepted and ignored), runs the model on the host with
 :func:`latprof.benchmarking.host.run_host_benchmark`, and prints what
-``benchmark_model`` prints (:func:`latprof.benchmarking.report.format_benchmark_output`).
+``benchmark_model`` prints (:func:`latprof.benchmarking.report.format_benchmark_output`);
+a simulated device (:mod:`latprof.loopback._simulated`) sleeps for its predicted timings instead.
 The host has neither a GPU delegate nor NNAPI, so ``--use_gpu``/``--use_nnapi`` get the
 real tool's answer on such a platform (the warning "GPU acceleration is unsupported on
 this platform.") and the model runs on the CPU; ``--use_xnnpack=false`` runs the builtin
@@ -163,13 +164,15 @@ def run_benchmark_model(shell: Shell, argv: list[str], io: ShellIO) -> int:
     if FailureMode.BENCHMARK_CRASH in failures:
         io.err("Segmentation fault\n")
         return 139
+    host_path = Path(fs.host(graph, shell.cwd))
+    warmup, runs = max(flags.ints["warmup_runs"], 0), max(flags.ints["num_runs"], 1)
     try:
-        run = run_host_benchmark(
-            Path(fs.host(graph, shell.cwd)), threads=max(flags.ints["num_threads"], 1),
-            warmup_runs=max(flags.ints["warmup_runs"], 0), num_runs=max(flags.ints["num_runs"], 1),
-            op_profile=flags.op_profiling, timeout_s=None,
-            delegate="none" if flags.bools["use_xnnpack"] is False else "xnnpack",
-        )
+        if shell.device.simulated is not None:
+            run = shell.device.simulated.run(host_path, warmup, runs)
+        else:
+            run = run_host_benchmark(host_path, threads=max(flags.ints["num_threads"], 1), warmup_runs=warmup,
+                                     num_runs=runs, op_profile=flags.op_profiling, timeout_s=None,
+                                     delegate="none" if flags.bools["use_xnnpack"] is False else "xnnpack")
     except LatprofError as exc:
         io.out(f"ERROR: {exc}\nERROR: Benchmarking failed.\n")
         return 1

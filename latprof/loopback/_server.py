@@ -27,6 +27,7 @@ from latprof.loopback._failures import FailureMode, parse_failures
 from latprof.loopback._fs import Sandbox
 from latprof.loopback._profile import DeviceProfile, load_profile
 from latprof.loopback._services import resolve_service
+from latprof.loopback._simulated import SimulatedSpeed
 from latprof.loopback._shell import APPLETS, BufferSink, Shell, ShellIO, applet_file
 from latprof.loopback._transport import FEATURES, Connection
 
@@ -61,7 +62,8 @@ class LoopbackDevice:
     ``authorized_keys`` (adb public-key lines or paths to ``adbkey.pub`` files) are trusted
     from the start; ``accept_new_keys`` trusts any key a host offers, as if someone tapped
     "Allow". ``failures`` switches on :class:`FailureMode`s; ``drop_after_bytes`` is where
-    ``drop-mid-push`` cuts a push.
+    ``drop-mid-push`` cuts a push. With ``simulated``, benchmark_model sleeps for the latency it
+    predicts instead of running the model (its placeholder, so its hash, differs from the real one's).
 
     Use it as a context manager (it starts and stops the listener)::
 
@@ -79,7 +81,9 @@ class LoopbackDevice:
         authorized_keys: Iterable[str | os.PathLike[str]] = (),
         failures: Iterable[FailureMode | str] = (),
         drop_after_bytes: int = DEFAULT_DROP_AFTER_BYTES,
+        simulated: SimulatedSpeed | None = None,
     ) -> None:
+        self.simulated = simulated  # None: benchmark_model runs the model on the host
         self.profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
         if not 0 <= port <= 65535:
             raise LatprofError(f"port {port} is not a TCP port; pass --port between 1 and 65535 (0 picks a free one)")
@@ -115,6 +119,8 @@ class LoopbackDevice:
     def properties(self) -> dict[str, str]:
         """The ``getprop`` table."""
         props = self.profile.properties(serial=self.serial)
+        if self.simulated is not None:
+            props["ro.latprof.benchmark"] = f"simulated:{self.simulated.device}"
         if self._listener is not None:
             props["service.adb.tcp.port"] = str(self.port)
         return props
@@ -154,7 +160,8 @@ class LoopbackDevice:
             if is_ours:
                 host.unlink()
         elif not present:
-            self.fs.write_bytes(binary, PLACEHOLDER, mode=0o755)
+            simulated = b"" if self.simulated is None else b"# simulated: sleeps for the predicted timings\n"
+            self.fs.write_bytes(binary, PLACEHOLDER + simulated, mode=0o755)
 
     def set_failures(self, failures: Iterable[FailureMode | str]) -> None:
         """Switch failure modes while running (the file system follows at once)."""
