@@ -109,3 +109,10 @@ class PredictorError(LatprofError):
 
 
 __all__ += ["LookupTableError", "PredictorError"]
+
+
+class FarmError(LatprofError):
+    """The device farm is unreachable, Ray is missing, or no phone of the asked kind can serve a job."""
+
+
+__all__ += ["FarmError"]

@@ -7,6 +7,7 @@ quoted with :func:`shlex.quote`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shlex
@@ -45,11 +46,14 @@ def load_signer(key_path: Path | None = None):
     from adb_shell.auth.sign_cryptography import CryptographySigner
 
     key_path = key_path or default_key_path()
-    if not key_path.exists():
-        key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        keygen(str(key_path))
-        os.chmod(key_path, 0o600)
-    return CryptographySigner(str(key_path))
+    key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Several processes may start at once (a farm's agents): one makes the pair, the others wait for both files.
+    with open(key_path.with_name(key_path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not key_path.exists():
+            keygen(str(key_path))
+            os.chmod(key_path, 0o600)
+        return CryptographySigner(str(key_path))
 
 
 def parse_getprop(text: str) -> dict[str, str]:

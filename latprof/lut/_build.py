@@ -112,7 +112,7 @@ def build_lut(
 
                 def store_entry(layer: LayerConfig, result: Result, warnings: list[str]) -> None:
                     T.add_entry(conn, T.LutEntry.from_stats(name, space.name, layer.layer_key(), result.stats,
-                                                            result.settings, fingerprint,
+                                                            result.settings, result.fingerprint or fingerprint,
                                                             result.warnings + warnings))
 
                 _measure_all(todo, lambda layer, i: write_tflite(layer, folder / f"layer{i}.tflite", seed=i),
@@ -132,7 +132,8 @@ def build_lut(
                     s = result.stats
                     T.add_calibration(conn, T.CalibrationRow(
                         name, space.name, space.format(arch), params, s.headline_ms, s.mean_ms or s.headline_ms,
-                        s.std_ms or 0.0, s.min_ms or s.headline_ms, s.count, result.settings, fingerprint,
+                        s.std_ms or 0.0, s.min_ms or s.headline_ms, s.count, result.settings,
+                        result.fingerprint or fingerprint,
                         result.warnings + warnings, T.now()))
 
                 _measure_all(todo_archs, lambda arch, i: write_tflite(arch, folder / f"arch{i}.tflite", seed=i, space=space),
@@ -155,9 +156,18 @@ def _bar(enabled: bool, total: int, initial: int, desc: str, unit: str):
 def _measure_all(items: list[X], write: Callable[[X, int], Path], runner, store_one: Callable[[X, Result, list[str]], None],
                  device: Device, request: BenchmarkRequest, wait_cool: bool, notify: Callable[[str], None],
                  bar) -> None:
-    """Write, measure and store each item in turn (nothing else runs on the host while a model is timed)."""
+    """Write, measure and store each item in turn (nothing else runs on the host while a model is timed).
+
+    A runner with ``measure_many`` (a farm's) measures many items at once; each is stored as it arrives.
+    """
     host = isinstance(runner, HostBatchRunner)
     warnings: list[str] = []
+    if hasattr(runner, "measure_many"):
+        with bar:
+            for item, result in runner.measure_many(items, write):
+                store_one(item, result, [])
+                bar.update(1)
+        return
     with bar:
         for i, item in enumerate(items):
             if host and i % _HOST_STATE_EVERY == 0:

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from latprof.benchmarking.host import HostWorker, default_host_cpu
-from latprof.benchmarking.record import LatencyStats
+from latprof.benchmarking.record import LatencyStats, Measurement
 from latprof.devices import BenchmarkRequest, Device
 from latprof.speed import PROBE_NAME, write_probe
 
-__all__ = ["Result", "HostBatchRunner", "DeviceRunner", "make_runner"]
+__all__ = ["Result", "HostBatchRunner", "DeviceRunner", "make_runner", "result_from_measurement"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Result:
     stats: LatencyStats
     settings: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    fingerprint: dict[str, Any] | None = None  # the device that measured it, where it is not the build's device
 
 
 class HostBatchRunner:
@@ -131,6 +132,12 @@ def _slowdown(settings: dict[str, Any]) -> float:
     return max(probe) / fast - 1.0
 
 
+def result_from_measurement(m: Measurement, settings: dict[str, Any]) -> Result:
+    """A table row's Result from a device measurement, ``settings`` (the build's) over the run's own."""
+    merged = {**m.settings, **settings, "runtime": m.runtime, "runtime_version": m.runtime_version,
+              "command": m.command, "statistic": "median" if m.stats.median_ms is not None else "mean"}
+    merged.setdefault("binary", None)
+    return Result(m.stats, merged, list(m.warnings), fingerprint=m.fingerprint)
 
 
 class DeviceRunner:
@@ -147,10 +154,7 @@ class DeviceRunner:
         from latprof.measure import measure
 
         m = measure(path, self.device, self.request, wait_cool=self.wait_cool, notify=self.notify)
-        settings = {**m.settings, **self.settings, "runtime": m.runtime, "runtime_version": m.runtime_version,
-                    "command": m.command, "statistic": "median" if m.stats.median_ms is not None else "mean"}
-        settings.setdefault("binary", None)
-        return Result(m.stats, settings, list(m.warnings))
+        return result_from_measurement(m, self.settings)
 
     def close(self) -> None:
         """Nothing to release: the device belongs to the caller."""
@@ -165,8 +169,12 @@ class DeviceRunner:
 def make_runner(device: Device, request: BenchmarkRequest, *, method: str, wait_cool: bool = True,
                 realtime: bool = True, probe_dir: Path | None = None,
                 notify: Callable[[str], None] = lambda _: None) -> HostBatchRunner | DeviceRunner:
-    """The fast batch runner for the host (probing speed when ``probe_dir`` is given), else DeviceRunner."""
+    """The fast batch runner for the host (probing speed when ``probe_dir`` is given), the device's own
+    ``lut_runner`` where it has one (a farm's phones), else DeviceRunner."""
     from latprof.devices.local import LocalDevice
+
+    if hasattr(device, "lut_runner"):
+        return device.lut_runner(request, method=method, notify=notify)
 
     if isinstance(device, LocalDevice):
         return HostBatchRunner(warmup_runs=request.warmup_runs, num_runs=request.num_runs, threads=request.threads,

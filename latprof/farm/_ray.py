@@ -1,0 +1,36 @@
+"""Ray, imported only when the farm is used (it is the optional extra ``latprof[farm]``)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from latprof.errors import FarmError
+
+__all__ = ["NAMESPACE", "AGENT_PREFIX", "DEVICE_PREFIX", "ray_module", "connect"]
+
+NAMESPACE = "latprof-farm"  # every agent of a farm lives here, so any client finds them by name
+AGENT_PREFIX = "phone:"  # an agent's actor name and its phone's Ray resource: phone:SERIAL
+DEVICE_PREFIX = "device:"  # the Ray resource naming the phone's device config: device:pixel1
+
+
+def ray_module() -> ModuleType:
+    """The ``ray`` module; FarmError saying how to install it when absent."""
+    try:
+        import ray
+    except ImportError:
+        raise FarmError("the device farm needs Ray; install it with `pip install 'latprof[farm]'`") from None
+    return ray
+
+
+def connect(address: str | None) -> ModuleType:
+    """Attach this process to the Ray cluster at ``address`` (``HEAD:PORT``; None: ``$RAY_ADDRESS`` or local)."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return ray
+    try:
+        ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "auto ($RAY_ADDRESS)"
+        raise FarmError(f"cannot reach a Ray cluster at {where} ({str(exc).splitlines()[0][:120]}); "
+                        "start one with `ray start --head` and pass --farm/--address HEAD:PORT") from None
+    return ray
