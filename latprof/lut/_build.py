@@ -2,7 +2,7 @@
 
 :func:`build_lut` measures every unique layer configuration of a space as a
 single-layer micro-model (written straight to a .tflite flatbuffer by
-:mod:`latprof.space._flatbuffer`, milliseconds each), then a calibration set of
+:func:`latprof.space.write_tflite`, milliseconds each), then a calibration set of
 whole architectures end to end. Each result is committed on its own as it
 arrives; keys already stored are skipped, so an interrupted build (Ctrl-C,
 ``kill -9``, an unplugged phone) resumes where it stopped and never stores a
@@ -31,8 +31,7 @@ from latprof.devices import BenchmarkRequest, Device
 from latprof.errors import LatprofError, LookupTableError
 from latprof.lut import _tables as T
 from latprof.lut._runners import HostBatchRunner, Result, make_runner
-from latprof.space import LayerConfig, SearchSpace
-from latprof.space._flatbuffer import write_tflite
+from latprof.space import LayerConfig, SearchSpace, write_tflite
 from latprof.store import Store
 
 __all__ = ["BuildSummary", "build_lut", "calibration_archs", "DEFAULT_CALIBRATION", "CALIBRATION_SEED",
