@@ -8,6 +8,7 @@ Each test adds its hosts as nodes and removes them at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -239,3 +240,38 @@ def test_two_clients_share_one_farm(cluster, tmp_path):
         assert max(s.max_running for s in speeds) == 1  # one job at a time per phone, whoever sent it
         jobs = sum(r["jobs_done"] for r in Farm().status() if r["serial"] in addr)
         assert jobs == sum(s.runs for s in speeds)
+
+
+def test_cli_measure_on_the_farm_and_status(cluster, tmp_path):
+    from click.testing import CliRunner
+
+    from latprof.cli import main
+    from latprof.space import write_tflite
+
+    layers = get_space("nasbench201").unique_layer_configs()[:3]
+    models = [str(write_tflite(layer, tmp_path / f"m{i}.tflite", seed=i)) for i, layer in enumerate(layers)]
+    with phones("pixel1", "pixel1") as (devices, _), host(cluster, devices) as _node:
+        addr = [d.address for d in devices]
+        runner = CliRunner()
+        result = runner.invoke(main, ["measure", *models, "--device", KIND, "--farm", cluster.address, "--runs", "2",
+                                      "--warmup", "0", "--json", "--db", str(tmp_path / "f.db")])
+        assert result.exit_code == 0, result.output
+        records = json.loads(result.stdout)
+        assert [r["model_name"] for r in sorted(records, key=lambda r: r["model_name"])] == ["m0.tflite", "m1.tflite",
+                                                                                          "m2.tflite"]
+        assert {r["fingerprint"]["serial"] for r in records} <= set(addr) and all(r["id"] for r in records)
+        with Store(tmp_path / "f.db") as store:
+            assert len(store.measurements(device=KIND)) == 3
+        status = json.loads(runner.invoke(main, ["farm", "status", "--json"]).stdout)
+        assert sum(r["jobs_done"] for r in status if r["serial"] in addr) == 3
+        wrong = runner.invoke(main, ["measure", *models, "--device", "pixel9", "--farm", cluster.address])
+        assert wrong.exit_code == 1 and "no pixel9 phone is online in the farm" in wrong.output
+
+
+def test_join_needs_an_address_or_head():
+    from click.testing import CliRunner
+
+    from latprof.cli import main
+
+    result = CliRunner().invoke(main, ["farm", "join"])
+    assert result.exit_code == 2 and "--head" in result.output

@@ -38,9 +38,10 @@ def _register() -> None:
     from latprof.cli.arch import arch, space
     from latprof.cli.calibrate import calibrate
     from latprof.cli.device import device
+    from latprof.cli.farm import farm
     from latprof.cli.search import search
 
-    for command in [*_measure.COMMANDS, arch, space, device, *_lut.COMMANDS, calibrate, search]:
+    for command in [*_measure.COMMANDS, arch, space, device, *_lut.COMMANDS, calibrate, search, farm]:
         main.add_command(command)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from latprof.cli.farm import farm_option, open_target
 from latprof.cli.options import (
     db_option, delegate_option, depth_multiplier_option, device_option, echo_json, json_option, open_store, resolution_option,
     space_option, space_params,
@@ -36,24 +37,24 @@ from latprof.cli.options import (
 @click.option("--no-probe", is_flag=True, help="Host: do not time the speed probe around each model "
               "(for a dedicated, quiet machine).")
 @click.option("--rebuild", is_flag=True, help="Delete this device's table for the space and measure it anew.")
+@farm_option
 @json_option
 @db_option
 @click.pass_context
 def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, warmup, calibration,
-              calibration_runs, threads, delegate, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild, as_json,
-              db):
+              calibration_runs, threads, delegate, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild,
+              farm_address, as_json, db):
     """Measure every unique layer of a search space on a device: its latency lookup table.
 
     Resumes where an interrupted build stopped; entries already stored are not measured again.
     """
-    from latprof.devices import open_device
     from latprof.devices.local import LocalDevice
     from latprof.lut import DEFAULT_CALIBRATION, LUT_RUNS, LUT_WARMUP, build_lut as run_build
     from latprof.measure import build_request
     from latprof.space import get_space
 
     space = get_space(space_name, **space_params(resolution, depth_multiplier))
-    with open_store(ctx, db) as store, open_device(device_name) as device:
+    with open_store(ctx, db) as store, open_target(device_name, farm_address) as device:
         host = isinstance(device, LocalDevice)
         request = build_request(device, runs=runs or (LUT_RUNS if host else None),
                                 warmup=warmup if warmup is not None else (LUT_WARMUP if host else None),

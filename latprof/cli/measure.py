@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from latprof.benchmarking.record import Measurement, inspect_model
+from latprof.cli.farm import farm_option, measure_on_farm
 from latprof.cli.options import (
     db_option, delegate_option, device_option, echo_json, json_option, open_store, space_option, timeout_option,
 )
@@ -78,17 +79,19 @@ def _show(m: Measurement, as_json: bool) -> None:
 @click.option("--reference", metavar="NAME|REF.tflite",
               help="Also time a reference round by round (e.g. mobilenet-v2) and report each model's ratio to it.")
 @space_option()
+@farm_option
 @json_option
 @db_option
 @click.pass_context
 def measure(ctx, models, device_name, runs, warmup, threads, delegate, op_profile, core_mask, benchmark_binary,
-            timeout_s, wait_cool, rounds, reference, space_name, as_json, db):
+            timeout_s, wait_cool, rounds, reference, space_name, farm_address, as_json, db):
     """Measure the latency of .tflite MODELS on the host (default) or a phone.
 
     The runs are split into rounds with latprof's speed probe timed before, between and
     after them; each result is reported raw and at the device's reference speed (the
     fitted predictor's for --space, else the device's own). Several MODELS (and
-    --reference) take turns round by round, so their figures are comparable.
+    --reference) take turns round by round, so their figures are comparable. With --farm, each
+    model goes to a free phone of the --device kind and is reported as it arrives.
     """
     from latprof.devices import open_device
     from latprof.measure import build_request, measure_many
@@ -96,6 +99,13 @@ def measure(ctx, models, device_name, runs, warmup, threads, delegate, op_profil
 
     for model in models:
         inspect_model(model)  # fail on a bad file before connecting to anything
+    if farm_address:
+        if reference:
+            raise click.UsageError("--reference takes turns with the models on one device; drop it with --farm")
+        request_options = dict(runs=runs, warmup=warmup, threads=threads, op_profile=op_profile, timeout_s=timeout_s,
+                               core_mask=core_mask, benchmark_binary=benchmark_binary, delegate=delegate)
+        measure_on_farm(ctx, db, models, device_name, farm_address, request_options, as_json, _summary)
+        return
     ref_path = reference_model(reference) if reference else None
     with open_store(ctx, db) as store, open_device(device_name) as device:
         request = build_request(device, runs=runs, warmup=warmup, threads=threads, op_profile=op_profile,

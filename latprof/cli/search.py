@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
+from latprof.cli.farm import farm_option, open_target
 from latprof.cli.options import (
     db_option, device_option, echo_json, json_option, open_store, resolution_option, space_option,
 )
@@ -86,6 +87,7 @@ def _source_note(ctx: click.Context, name: str) -> str:
               help="proxy-train only: a folder of images per class [default: built-in shapes10].")
 @click.option("--latency", type=click.Choice(LATENCY_SOURCES), default=_DEFAULTS["latency"], show_default=True,
               help="predictor: the device's lookup-table predictor; measure: benchmark every sample on the device.")
+@farm_option
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes evaluating accuracy in parallel.")
 @click.option("--batch-size", type=int, default=_DEFAULTS["batch_size"], show_default=True,
@@ -97,7 +99,7 @@ def _source_note(ctx: click.Context, name: str) -> str:
 @db_option
 @click.pass_context
 def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, out_dir, reward, alpha, beta, controller,
-           accuracy, data, latency, workers, batch_size, resume, verify, top, as_json, db):
+           accuracy, data, latency, farm_address, workers, batch_size, resume, verify, top, as_json, db):
     """Search a space (default MnasNet) for the best reward ACC x (LAT/T)^w on a device (Tan et al., CVPR 2019).
 
     The answer (best_arch.txt, best.tflite, --verify) is the highest reward within the target latency.
@@ -116,14 +118,15 @@ def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, o
         predictor = _predictor(config, store) if latency == "predictor" else None
         if predictor is not None and not config.space_params and getattr(predictor, "space_params", None):
             config = replace(config, space_params=dict(predictor.space_params))
-        device = _open(device_name) if (latency == "measure" or verify) else None
+        device = open_target(device_name, farm_address) if (latency == "measure" or verify) else None
         try:
             say(_header(ctx, config, estimator, predictor, out, workers, store, resume, verify))
             latency_model = predictor if predictor is not None else _measured(device, store, out, config)
             progress = _Progress(config.samples)
             try:
                 result = run_search(config, latency_model, store=store, out_dir=out, resume=resume, workers=workers,
-                                    estimator=estimator, latency_chunk=1 if latency == "measure" else None,
+                                    estimator=estimator,
+                                    latency_chunk=1 if latency == "measure" and not farm_address else None,
                                     on_trial=progress)
             except KeyboardInterrupt:
                 progress.finish()
@@ -185,16 +188,14 @@ def _predictor(config: SearchConfig, store: Store) -> LatencyModel:
         raise
 
 
-def _open(device_name: str) -> Device:
-    from latprof.devices import open_device
-
-    return open_device(device_name)
-
-
 def _measured(device: Device, store: Store, out: Path, config: SearchConfig) -> LatencyModel:
+    """Latencies measured on ``device``; with --farm, each batch's candidates on the farm's phones at once."""
+    from latprof.farm import FarmDevice, FarmLatency
     from latprof.measure import build_request
     from latprof.search import MeasuredLatency
 
+    if isinstance(device, FarmDevice):
+        return FarmLatency(device.farm, device.name, build_request(device), space=config.make_space(), store=store)
     return MeasuredLatency(device, build_request(device), store=store, workdir=out, space=config.make_space())
 
 
@@ -301,12 +302,10 @@ def _answer_lines(result: SearchResult) -> list[str]:
 
 def _verify(best: Trial, result: SearchResult, device: Device, store: Store, out: Path,
             predictor: LatencyModel | None) -> dict:
-    from latprof.measure import build_request
-    from latprof.search import MeasuredLatency, verify, write_verify
+    from latprof.search import verify, write_verify
 
     space = result.config.make_space()
-    row = verify([best], MeasuredLatency(device, build_request(device), store=store, workdir=out, space=space),
-                 result.config.target_ms, predictor, space)[0]
+    row = verify([best], _measured(device, store, out, result.config), result.config.target_ms, predictor, space)[0]
     band = (f" (predicted band {row['band_low_ms']:.2f}-{row['band_high_ms']:.2f} ms)"
             if row["band_low_ms"] is not None else "")
     line = (f"verify on {device.name}: measured {row['measured_ms']:.2f} ms, predicted {row['predicted_ms']:.2f} ms"

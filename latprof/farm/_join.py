@@ -79,11 +79,16 @@ def start_agents(phones: Sequence[Phone]) -> list[dict[str, Any]]:
     return ray.get([h.check.remote() for h in handles], timeout=120)
 
 
-def _ray_start(address: str, phones: Sequence[Phone], node_ip: str | None, num_cpus: int | None) -> None:
+def _ray_start(address: str | None, head_port: int, phones: Sequence[Phone], node_ip: str | None,
+               num_cpus: int | None) -> str:
+    """Start this host's Ray node with its phones' resources: a worker of ``address``, or (None) the head.
+
+    Returns the cluster's address."""
     ray_cli = shutil.which("ray")
     cmd = [ray_cli] if ray_cli else [sys.executable, "-m", "ray.scripts.scripts"]
-    cmd += ["start", "--address", address, "--resources", json.dumps(node_resources(phones)),
-            "--labels", json.dumps(node_labels(phones)), "--disable-usage-stats"]
+    cmd += ["start", "--resources", json.dumps(node_resources(phones)), "--labels", json.dumps(node_labels(phones)),
+            "--disable-usage-stats"]
+    cmd += ["--address", address] if address else ["--head", "--port", str(head_port), "--include-dashboard", "false"]
     if node_ip:
         cmd += ["--node-ip-address", node_ip]
     if num_cpus is not None:
@@ -91,22 +96,27 @@ def _ray_start(address: str, phones: Sequence[Phone], node_ip: str | None, num_c
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         lines = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
-        raise FarmError(f"`ray start --address {address}` failed ({lines[-1][:160] if lines else done.returncode}); "
+        what = f"--address {address}" if address else f"--head --port {head_port}"
+        raise FarmError(f"`ray start {what}` failed ({lines[-1][:160] if lines else done.returncode}); "
                         "check the head's address, or run `ray stop` first if this host already runs a Ray node")
+    return address or f"{node_ip or '127.0.0.1'}:{head_port}"
 
 
-def join(address: str, devices: Sequence[str] = (), *, node_ip: str | None = None,
+def join(address: str | None, devices: Sequence[str] = (), *, head_port: int = 6379, node_ip: str | None = None,
          num_cpus: int | None = None) -> list[dict[str, Any]]:
-    """Attach this host to the Ray cluster at ``address`` with its phones; one agent per phone. Status rows back."""
+    """Attach this host with its phones to the Ray cluster at ``address`` (None: start the cluster's head here).
+
+    One agent per phone; their status rows back.
+    """
     phones = probe_phones(devices)
-    ray = connect(address)
-    taken = [p.serial for p in phones if p.resource in ray.cluster_resources()]
-    ray.shutdown()
-    if taken:
-        raise FarmError(f"phone {', '.join(taken)} is already in the farm (another host declared it); "
-                        "give each phone a unique serial or address, or check `latprof farm status`")
-    _ray_start(address, phones, node_ip, num_cpus)
-    connect(address)
+    if address:
+        ray = connect(address)
+        taken = [p.serial for p in phones if p.resource in ray.cluster_resources()]
+        ray.shutdown()
+        if taken:
+            raise FarmError(f"phone {', '.join(taken)} is already in the farm (another host declared it); "
+                            "give each phone a unique serial or address, or check `latprof farm status`")
+    connect(_ray_start(address, head_port, phones, node_ip, num_cpus))
     try:
         return start_agents(phones)
     except LatprofError:

@@ -27,6 +27,8 @@ def connect(address: str | None) -> ModuleType:
     ray = ray_module()
     if ray.is_initialized():
         return ray
+    if address and address != "auto":
+        _check_reachable(address)
     try:
         ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -34,3 +36,18 @@ def connect(address: str | None) -> ModuleType:
         raise FarmError(f"cannot reach a Ray cluster at {where} ({str(exc).splitlines()[0][:120]}); "
                         "start one with `ray start --head` and pass --farm/--address HEAD:PORT") from None
     return ray
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """FarmError at once when nothing answers at ``HEAD:PORT`` (Ray itself would retry for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except ValueError:
+        raise FarmError(f"{address} is not a Ray address; pass HEAD:PORT as `ray start --head` printed it") from None
+    except OSError as exc:
+        raise FarmError(f"nothing answers at {address} ({exc.strerror or exc}); start the head with "
+                        "`ray start --head --port PORT` and pass its HEAD:PORT") from None
