@@ -34,3 +34,20 @@ def test_a_simulated_phone_reports_the_predicted_latency_under_its_own_name(tmp_
 def test_speed_of_needs_the_simulated_benchmark():
     result = CliRunner().invoke(main, ["device", "serve", "--port", "0", "--speed-of", "pixel2"])
     assert result.exit_code == 2 and "--speed-of needs --benchmark simulated" in result.output
+
+
+def test_a_batch_runs_each_model_in_order_and_leaves_nothing_behind(tmp_path):
+    from latprof.benchmarking.record import inspect_model
+
+    keys = [LAYER, "ir_k5_s1_e6_i24_o24_se0_none_relu_r28", "ir_k3_s1_e3_i24_o24_se0_none_relu_r28"]
+    models = [inspect_model(write_tflite(LayerConfig.from_key(k), tmp_path / f"m{i}.tflite", seed=i))
+              for i, k in enumerate(keys)]
+    speed = SimulatedSpeed("pixel1", seed=0)
+    with serve("pixel1", accept_new_keys=True, simulated=speed) as phone, open_device(phone.address) as device:
+        request = build_request(device, runs=5, warmup=0)
+        steps = [(models[0], request), (models[1], request), (models[2], request), (models[0], request)]
+        runs = device.run_sequence(steps)
+        left = phone.run_shell("ls /data/local/tmp/latprof").text.split()
+    expected = [speed.latency_ms(m.path) for m, _ in steps]
+    assert [abs(r.stats.headline_ms / e - 1) < 0.05 for r, e in zip(runs, expected)] == [True] * 4
+    assert len({r.runtime_version for r in runs}) == 1 and left == []  # hashed once, run folder removed

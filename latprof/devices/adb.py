@@ -15,7 +15,7 @@ import stat
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from latprof.benchmarking.parser import BenchmarkOutput, parse_benchmark_output
 from latprof.benchmarking.record import LatencyStats, ModelInfo, run_op_profile
@@ -170,6 +170,28 @@ class AdbDevice(Device):
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         self._call(f"push of {local.name}", lambda: self._handle.push(str(local), remote, st_mode=stat.S_IFREG | mode))
 
+    def push_many(self, files: Sequence[tuple[Path, str]], mode: int = 0o644) -> None:
+        """Push ``(local, remote)`` files over one sync session (adb-shell's ``push`` opens one per file,
+        so this drives its sync layer, private to it, the way ``push`` does)."""
+        from adb_shell import constants
+        from adb_shell.adb_device import _FileSyncTransactionInfo
+        from adb_shell.exceptions import PushFailedError
+
+        handle = self._handle
+
+        def send() -> None:
+            info = handle._open(b"sync:", None, constants.DEFAULT_READ_TIMEOUT_S, None)
+            for local, remote in files:
+                sync = _FileSyncTransactionInfo(constants.FILESYNC_PUSH_FORMAT, maxdata=handle._maxdata)
+                with open(local, "rb") as stream:
+                    handle._push(stream, remote, stat.S_IFREG | mode, 0, None, info, sync)
+            handle._clse(info)
+
+        try:
+            self._call(f"push of {len(files)} files", send)
+        except PushFailedError as exc:
+            raise DeviceError(f"{self.serial} refused a pushed file ({exc}); check free space in {REMOTE_DIR}") from None
+
     def pull(self, remote: str, local: Path) -> None:
         self._call(f"pull of {remote}", lambda: self._handle.pull(remote, str(local)))
 
@@ -229,9 +251,43 @@ class AdbDevice(Device):
         return binary
 
     def run_benchmark(self, model: ModelInfo, request: BenchmarkRequest) -> BenchmarkRun:
-        binary = self._ensure_binary(request)
+        return self.run_sequence([(model, request)])[0]
+
+    def run_sequence(self, steps: Sequence[tuple[ModelInfo, BenchmarkRequest]]) -> list[BenchmarkRun]:
+        """Benchmark each ``(model, request)`` in order, one ``benchmark_model`` process each, in one batch.
+
+        The models are pushed over one sync session and run by one shell call (no round trip, no
+        state read between them); the run folder is removed once, the binary hashed once.
+        """
+        binaries = {request.benchmark_binary: self._ensure_binary(request) for _, request in steps}
         run_dir = f"{REMOTE_DIR}/{uuid.uuid4().hex[:12]}"
-        remote_model = f"{run_dir}/{model.name}"
+        remote = {m.path: f"{run_dir}/{i}-{m.name}" for i, m in enumerate(dict.fromkeys(m for m, _ in steps))}
+        commands = [self._command(binaries[r.benchmark_binary], remote[m.path], r) for m, r in steps]
+        markers = [f"{_EXIT_MARKER}{uuid.uuid4().hex[:8]}=" for _ in steps]
+        script = "; ".join(f"{c} 2>&1; echo {marker}$?" for c, marker in zip(commands, markers))
+        timeouts = [r.timeout_s for _, r in steps]
+        try:
+            _, status = self.shell_status(f"mkdir -p {shlex.quote(run_dir)}")
+            if status != 0:
+                raise DeviceError(f"cannot create {run_dir} on {self.serial}; check /data/local/tmp is writable")
+            self.push_many([(m.path, remote[m.path]) for m in dict.fromkeys(m for m, _ in steps)])
+            output = self.shell(script, timeout_s=None if None in timeouts else sum(timeouts))
+        finally:
+            self._cleanup(run_dir)
+        versions = {b: self._binary_version(b) for b in set(binaries.values())}
+        runs = []
+        for (model, request), command, marker in zip(steps, commands, markers):
+            head, sep, output = output.partition(marker)
+            status_text, _, output = output.partition("\n")
+            if not sep:
+                raise DeviceDisconnectedError(f"the shell on {self.serial} stopped before `{command[:40]}` "
+                                              "finished; reconnect and run again")
+            binary = binaries[request.benchmark_binary]
+            runs.append(self._parse_run(model, request, binary, command, head, int(status_text.strip() or 1),
+                                        versions[binary]))
+        return runs
+
+    def _command(self, binary: str, remote_model: str, request: BenchmarkRequest) -> str:
         mask = self._mask(request)
         argv = [
             binary, f"--graph={remote_model}", f"--num_threads={request.threads}",
@@ -242,15 +298,10 @@ class AdbDevice(Device):
             argv.append("--enable_op_profiling=true")
         if mask:
             argv = ["taskset", mask, *argv]
-        command = " ".join(shlex.quote(arg) for arg in argv)
-        try:
-            _, status = self.shell_status(f"mkdir -p {shlex.quote(run_dir)}")
-            if status != 0:
-                raise DeviceError(f"cannot create {run_dir} on {self.serial}; check /data/local/tmp is writable")
-            self.push(model.path, remote_model)
-            output, status = self.shell_status(f"{command} 2>&1", timeout_s=request.timeout_s)
-        finally:
-            self._cleanup(run_dir)
+        return " ".join(shlex.quote(arg) for arg in argv)
+
+    def _parse_run(self, model: ModelInfo, request: BenchmarkRequest, binary: str, command: str, output: str,
+                   status: int, version: str) -> BenchmarkRun:
         if status in (126, 127):  # the shell's "not found" / "not executable"
             raise BenchmarkBinaryMissingError(
                 f"{binary} cannot be run on {self.serial} ({_last_line(output)}); "
@@ -266,10 +317,10 @@ class AdbDevice(Device):
         return BenchmarkRun(
             stats=LatencyStats.from_run_stats(stats),
             runtime="tflite benchmark_model",
-            runtime_version=self._binary_version(binary),
+            runtime_version=version,
             settings={
                 "threads": request.threads, "warmup_runs": request.warmup_runs, "num_runs": request.num_runs,
-                "core_mask": mask, "binary": binary, "delegate": request.delegate,
+                "core_mask": self._mask(request), "binary": binary, "delegate": request.delegate,
                 "delegate_reported": parsed.delegate_in_use(), "dtype": model.dtype,
                 "op_profile": request.op_profile, "timeout_s": request.timeout_s,
             },

@@ -157,15 +157,19 @@ def _measure_all(items: list[X], write: Callable[[X, int], Path], runner, store_
                  bar) -> None:
     """Write, measure and store each item in turn (nothing else runs on the host while a model is timed).
 
-    A runner with ``measure_many`` (a farm's) measures many items at once; each is stored as it arrives.
+    A runner with ``measure_many`` (a phone's: in batches; a farm's: on many phones at once) measures many
+    items in one go; each is stored as it arrives.
     """
     host = isinstance(runner, HostBatchRunner)
     warnings: list[str] = []
     if hasattr(runner, "measure_many"):
         with bar:
-            for item, result in runner.measure_many(items, write):
-                store_one(item, result, [])
-                bar.update(1)
+            try:
+                for item, result in runner.measure_many(items, write):
+                    store_one(item, result, [])
+                    bar.update(1)
+            except LatprofError as exc:
+                raise LookupTableError(f"{exc}; the entries measured so far are stored, run again to resume") from None
         return
     with bar:
         for i, item in enumerate(items):

@@ -12,8 +12,9 @@
   worker waits (briefly) for the core to be at full speed first, and a model
   timed while the core was slowed down is timed again.
 * :class:`DeviceRunner` (phones, or any other :class:`~latprof.devices.Device`):
-  each model goes through :func:`latprof.measure.measure` -- pushed, run with
-  ``benchmark_model`` on the big cores, device state read before and after,
+  models go through :func:`latprof.measure.measure_many` in batches of
+  ``DEVICE_BATCH`` -- pushed together, run with ``benchmark_model`` on the big
+  cores by one shell call, device state read before and after each batch,
   waiting for a hot phone to cool (``wait_cool``), throttling kept as warnings.
 
 Both report the settings that change a latency; they are stored with every row.
@@ -25,14 +26,17 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from latprof.benchmarking.host import HostWorker, default_host_cpu
 from latprof.benchmarking.record import LatencyStats, Measurement
 from latprof.devices import BenchmarkRequest, Device
 from latprof.speed import PROBE_NAME, write_probe
 
-__all__ = ["Result", "HostBatchRunner", "DeviceRunner", "make_runner", "result_from_measurement"]
+__all__ = ["Result", "HostBatchRunner", "DeviceRunner", "make_runner", "result_from_measurement", "DEVICE_BATCH"]
+
+X = TypeVar("X")
+DEVICE_BATCH = 16  # micro-models per push and shell call on a phone
 
 
 @dataclass(frozen=True)
@@ -141,20 +145,34 @@ def result_from_measurement(m: Measurement, settings: dict[str, Any]) -> Result:
 
 
 class DeviceRunner:
-    """Times each model with :func:`latprof.measure.measure` on a device (state checks, cool-down)."""
+    """Times models with :func:`latprof.measure.measure_many` on a device (state checks, cool-down).
+
+    :meth:`measure_many` takes ``batch`` models at a time: pushed together and run by one shell
+    call (one ``benchmark_model`` process each), the device state read before and after the batch.
+    """
 
     def __init__(self, device: Device, request: BenchmarkRequest, *, method: str, wait_cool: bool = True,
-                 notify: Callable[[str], None] = lambda _: None) -> None:
-        self.device, self.request, self.wait_cool, self.notify = device, request, wait_cool, notify
+                 notify: Callable[[str], None] = lambda _: None, batch: int = DEVICE_BATCH) -> None:
+        self.device, self.request, self.wait_cool, self.notify, self.batch = device, request, wait_cool, notify, batch
         self.settings = {"method": method, "threads": request.threads, "delegate": request.delegate,
                          "warmup_runs": request.warmup_runs,
                          "num_runs": request.num_runs}
 
-    def measure(self, path: Path) -> Result:
-        from latprof.measure import measure
+    def measure_many(self, items: Sequence[X], write: Callable[[X, int], Path]) -> Iterator[tuple[X, Result]]:
+        """``(item, Result)`` for each item, batch after batch (a batch is yielded whole once it has run)."""
+        from latprof.measure import measure_many
 
-        m = measure(path, self.device, self.request, wait_cool=self.wait_cool, notify=self.notify)
-        return result_from_measurement(m, self.settings)
+        for start in range(0, len(items), self.batch):
+            chunk = items[start:start + self.batch]
+            paths = [write(item, start + i) for i, item in enumerate(chunk)]
+            try:
+                measured = measure_many(paths, self.device, self.request, rounds=1, probe=False,
+                                        wait_cool=self.wait_cool, notify=self.notify)
+            finally:
+                for path in paths:
+                    path.unlink(missing_ok=True)
+            for item, m in zip(chunk, measured):
+                yield item, result_from_measurement(m, self.settings)
 
     def close(self) -> None:
         """Nothing to release: the device belongs to the caller."""
