@@ -29,20 +29,21 @@ _OFFLINE = (DeviceDisconnectedError, BenchmarkTimeoutError, DeviceUnauthorizedEr
 
 @dataclass(frozen=True)
 class Job:
-    """One model to measure: its file name and bytes (the client's files are not on the phone's host)."""
+    """Models to measure in one batch: ``(file name, bytes)`` each (the client's files are not on the
+    phone's host). A batch is pushed at once and run by one shell call; it succeeds or fails whole."""
 
-    name: str
-    data: bytes
+    models: tuple[tuple[str, bytes], ...]
     request: BenchmarkRequest
 
 
 @dataclass(frozen=True)
 class JobResult:
-    """What an agent did with a job: ``ok`` (with the measurement), ``hot``, ``offline``, ``wrong`` or ``failed``."""
+    """What an agent did with a job: ``ok`` (with a measurement per model), ``hot``, ``offline``, ``wrong`` or
+    ``failed``."""
 
     status: str
     serial: str
-    measurement: Measurement | None = None
+    measurements: tuple[Measurement, ...] = ()
     message: str = ""
 
 
@@ -91,7 +92,7 @@ class PhoneAgent:
 
     def run(self, kind: str, job: Job) -> JobResult:
         """Measure ``job`` if this phone is a ``kind`` and is not hot."""
-        from latprof.measure import measure
+        from latprof.measure import measure_many
 
         if kind != self.config:
             return JobResult("wrong", self.serial, message=f"{self.serial} is a {self.config}, not a {kind}")
@@ -101,9 +102,11 @@ class PhoneAgent:
             if refusal is not None:
                 return refusal
             with tempfile.TemporaryDirectory(prefix="latprof-agent-") as tmp:
-                path = Path(tmp) / job.name
-                path.write_bytes(job.data)
-                result = measure(path, device, job.request)
+                paths = [Path(tmp) / str(i) / name for i, (name, _) in enumerate(job.models)]
+                for path, (_, data) in zip(paths, job.models):
+                    path.parent.mkdir()
+                    path.write_bytes(data)
+                results = measure_many(paths, device, job.request, rounds=1, probe=False)
         except _OFFLINE as exc:
             self._close()
             self._state, self._message = "offline", str(exc)
@@ -114,8 +117,8 @@ class PhoneAgent:
         finally:
             self._busy = False
         self._state, self._message = "idle", ""
-        self._jobs_done += 1
-        return JobResult("ok", self.serial, measurement=result)
+        self._jobs_done += len(results)
+        return JobResult("ok", self.serial, measurements=tuple(results))
 
     def _ready(self, request: BenchmarkRequest) -> tuple[Device, JobResult | None]:
         """The phone, connected, and why it cannot take a job now (another phone at its address, hot), if so.

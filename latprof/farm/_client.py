@@ -134,7 +134,7 @@ class Farm:
             ) -> Iterator[tuple[int, Any]]:
         """Run each job (a :class:`~latprof.farm._agent.Job`) on a free phone of ``kind``.
 
-        Yields ``(index in jobs, JobResult)`` as each measurement arrives, in any
+        Yields ``(index in jobs, JobResult)`` as each job's measurements arrive, in any
         order, exactly once per job. Jobs are taken from ``jobs`` only when a phone
         is free, so it may be a lazy generator. A phone that is lost, refuses the
         kind or is rejected by ``check`` gets no more jobs from this run; its
@@ -227,13 +227,11 @@ class Farm:
     def measure(self, paths: Sequence[Path], kind: str, request: BenchmarkRequest, *, store: Any = None,
                 notify: Callable[[str], None] = lambda _: None) -> Iterator[Measurement]:
         """Measure each model on a free phone of ``kind``; yield (and store) each measurement as it arrives."""
+        from dataclasses import replace
+
         from latprof.farm._agent import Job
 
-        jobs = (Job(Path(p).name, Path(p).read_bytes(), request) for p in paths)
+        jobs = (Job(((Path(p).name, Path(p).read_bytes()),), request) for p in paths)
         for _, result in self.run(kind, jobs, notify=notify):
-            m = result.measurement
-            if store is not None:
-                from dataclasses import replace
-
-                m = replace(m, id=store.add_measurement(m))
-            yield m
+            m = result.measurements[0]
+            yield m if store is None else replace(m, id=store.add_measurement(m))

@@ -1,10 +1,10 @@
 """Lookup tables measured through the farm.
 
 :class:`FarmDevice` stands for every phone of one kind in the farm as
-:func:`latprof.lut.build_lut` sees a device: its runner sends each
-micro-model to a free phone, the build stores each entry as it arrives (with
-the fingerprint of the phone that measured it), and a rerun resumes as any
-build does.
+:func:`latprof.lut.build_lut` sees a device: its runner sends batches of
+micro-models (up to ``DEVICE_BATCH``, fewer when that keeps every phone busy) to
+free phones, the build stores each entry as its batch arrives (with the
+fingerprint of the phone that measured it), and a rerun resumes as any build does.
 
 Before the table is shared out, the first entry is measured on every phone:
 a phone whose time is more than ``tolerance`` off its peers' (the median, or
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from latprof.devices import BenchmarkRequest, DeviceConfig
+from latprof.lut import DEVICE_BATCH, SETTING_KEYS, result_from_measurement
 from latprof.farm._client import Farm
 
 __all__ = ["FarmDevice", "FarmRunner", "DEFAULT_TOLERANCE"]
@@ -65,8 +66,6 @@ class FarmRunner:
 
     def __init__(self, device: FarmDevice, request: BenchmarkRequest, *, method: str,
                  notify: Callable[[str], None] = lambda _: None) -> None:
-        from latprof.lut import SETTING_KEYS
-
         self.device, self.request, self.notify = device, request, notify
         self.settings = {"method": method, "threads": request.threads, "delegate": request.delegate,
                          "warmup_runs": request.warmup_runs, "num_runs": request.num_runs}
@@ -74,34 +73,38 @@ class FarmRunner:
         self._reference: dict[str, Any] | None = None
 
     def measure_many(self, items: Sequence[X], write: Callable[[X, int], Path]) -> Iterator[tuple[X, Any]]:
-        """``(item, Result)`` for every item, as each arrives; each item measured (stored) once."""
+        """``(item, Result)`` for every item, a batch at a time as each arrives; each item measured (stored) once."""
         from latprof.farm._agent import Job
 
         farm, kind = self.device.farm, self.device.name
-        jobs = [self._job(Job, write, item, i) for i, item in enumerate(items[:1])]
-        first = self._compare_phones(jobs[0]) if jobs else None
+        first = self._compare_phones(Job(self._models(write, items[:1], 0), self.request)) if items else None
         start = 0 if first is None else 1
         if first is not None:
             yield items[0], first
         serials = [s for s, row in farm.phones(kind).items() if not row.get("flagged")]
-        rest = (self._job(Job, write, item, i) for i, item in enumerate(items[start:], start=start))
-        for index, result in farm.run(kind, rest, check=self._check, only=serials, notify=self.notify):
-            yield items[start + index], self._result(result)
+        size = max(1, min(DEVICE_BATCH, (len(items) - start) // (2 * max(len(serials), 1))))  # every phone busy
+        starts = range(start, len(items), size)
+        jobs = (Job(self._models(write, items[i:i + size], i), self.request) for i in starts)
+        for index, result in farm.run(kind, jobs, check=self._check, only=serials, notify=self.notify):
+            for item, m in zip(items[starts[index]:starts[index] + size], result.measurements):
+                yield item, self._result(m)
 
-    def _job(self, job_class, write: Callable[[X, int], Path], item: X, i: int):
-        path = write(item, i)
-        try:
-            return job_class(path.name, path.read_bytes(), self.request)
-        finally:
+    @staticmethod
+    def _models(write: Callable[[X, int], Path], items: Sequence[X], start: int) -> tuple[tuple[str, bytes], ...]:
+        models = []
+        for i, item in enumerate(items, start=start):
+            path = write(item, i)
+            models.append((path.name, path.read_bytes()))
             path.unlink(missing_ok=True)
+        return tuple(models)
 
     def _compare_phones(self, job) -> Any:
-        """Measure ``job`` on every free phone at once; flag those that disagree; the result kept (or None)."""
+        """Measure ``job`` (one model) on every free phone at once; flag those that disagree; the result kept."""
         farm = self.device.farm
         results = farm.run_on_each(self.device.name, job, check=self._check)
         if not results:
             return None
-        times = {s: r.measurement.stats.headline_ms for s, r in results.items()}
+        times = {s: r.measurements[0].stats.headline_ms for s, r in results.items()}
         reference = statistics.median(times.values()) if len(times) > 2 else min(times.values())
         for serial, ms in times.items():
             off = ms / reference - 1.0
@@ -112,11 +115,11 @@ class FarmRunner:
                 self.notify(f"{serial} {reason}")
             farm.flag(serial, reason)
         keep = min(times, key=lambda s: abs(times[s] - reference))
-        return self._result(results[keep])
+        return self._result(results[keep].measurements[0])
 
     def _check(self, result) -> str | None:
         """A reason to reject the phone when its settings differ from the first result's."""
-        settings = self._result(result).settings
+        settings = self._result(result.measurements[0]).settings
         if self._reference is None:
             self._reference = settings
             return None
@@ -124,10 +127,8 @@ class FarmRunner:
                 if settings.get(k) != self._reference.get(k)]
         return f"measured with other settings: {', '.join(diff)}" if diff else None
 
-    def _result(self, job_result):
-        from latprof.lut import result_from_measurement
-
-        return result_from_measurement(job_result.measurement, self.settings)
+    def _result(self, measurement):
+        return result_from_measurement(measurement, self.settings)
 
     def close(self) -> None:
         """Nothing to release."""

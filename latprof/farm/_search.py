@@ -33,10 +33,10 @@ class FarmLatency:
             def job(arch) -> Job:
                 name = "arch-" + hashlib.sha256(self.space.format(arch).encode()).hexdigest()[:12] + ".tflite"
                 path = write_tflite(arch, Path(tmp) / name, seed=0, space=self.space)
-                return Job(name, path.read_bytes(), self.request)
+                return Job(((name, path.read_bytes()),), self.request)
 
             for index, result in self.farm.run(self.kind, map(job, archs), notify=self.notify):
-                m = result.measurement
+                m = result.measurements[0]
                 if self.store is not None:
                     self.store.add_measurement(m)
                 out[index] = m.stats.headline_ms

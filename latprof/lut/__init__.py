@@ -11,13 +11,13 @@
 from latprof.lut._build import (
     CALIBRATION_SEED, DEFAULT_CALIBRATION, LUT_RUNS, LUT_WARMUP, BuildSummary, build_lut, calibration_archs,
 )
-from latprof.lut._runners import Result, result_from_measurement
+from latprof.lut._runners import DEVICE_BATCH, Result, result_from_measurement
 from latprof.lut._tables import (
     SETTING_KEYS, CalibrationRow, LutEntry, finished_builds, load_calibration, load_entries, load_table,
 )
 
 __all__ = [
     "build_lut", "BuildSummary", "calibration_archs", "DEFAULT_CALIBRATION", "CALIBRATION_SEED", "LUT_RUNS",
-    "LUT_WARMUP", "Result", "result_from_measurement", "SETTING_KEYS", "LutEntry", "CalibrationRow", "load_table",
+    "LUT_WARMUP", "Result", "result_from_measurement", "DEVICE_BATCH", "SETTING_KEYS", "LutEntry", "CalibrationRow", "load_table",
     "load_entries", "load_calibration", "finished_builds",
 ]
