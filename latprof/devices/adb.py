@@ -11,6 +11,7 @@ import fcntl
 import os
 import re
 import shlex
+import socket
 import stat
 import uuid
 from dataclasses import replace
@@ -65,7 +66,12 @@ def tcp_transport(host: str, port: int):
     from adb_shell.transport.tcp_transport import TcpTransport
 
     class _Transport(TcpTransport):
-        """adb-shell's TCP transport, but a closed socket is reported at once instead of after a timeout."""
+        """adb-shell's TCP transport, but a closed socket is reported at once instead of after a timeout,
+        and small packets go out at once (no Nagle delay: each pushed file's last packet waited ~40 ms)."""
+
+        def connect(self, transport_timeout_s):
+            super().connect(transport_timeout_s)
+            self._connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def bulk_read(self, numbytes, transport_timeout_s):
             data = super().bulk_read(numbytes, transport_timeout_s)
@@ -259,7 +265,8 @@ class AdbDevice(Device):
         The models are pushed over one sync session and run by one shell call (no round trip, no
         state read between them); the run folder is removed once, the binary hashed once.
         """
-        binaries = {request.benchmark_binary: self._ensure_binary(request) for _, request in steps}
+        distinct = {request.benchmark_binary: request for _, request in steps}
+        binaries = {local: self._ensure_binary(request) for local, request in distinct.items()}
         run_dir = f"{REMOTE_DIR}/{uuid.uuid4().hex[:12]}"
         remote = {m.path: f"{run_dir}/{i}-{m.name}" for i, m in enumerate(dict.fromkeys(m for m, _ in steps))}
         commands = [self._command(binaries[r.benchmark_binary], remote[m.path], r) for m, r in steps]
