@@ -18,6 +18,6 @@ from latprof.lut._tables import (
 
 __all__ = [
     "build_lut", "BuildSummary", "calibration_archs", "DEFAULT_CALIBRATION", "CALIBRATION_SEED", "LUT_RUNS",
-    "LUT_WARMUP", "Result", "result_from_measurement", "DEVICE_BATCH", "SETTING_KEYS", "LutEntry", "CalibrationRow", "load_table",
-    "load_entries", "load_calibration", "finished_builds",
+    "LUT_WARMUP", "Result", "result_from_measurement", "DEVICE_BATCH", "SETTING_KEYS", "LutEntry", "CalibrationRow",
+    "load_table", "load_entries", "load_calibration", "finished_builds",
 ]
