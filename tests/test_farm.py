@@ -28,6 +28,7 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 from latprof.farm import NAMESPACE, Farm, FarmDevice, Phone, node_labels, node_resources, start_agents  # noqa: E402
 from latprof.loopback import FailureMode, SimulatedSpeed, serve  # noqa: E402
+from latprof.errors import LookupTableError  # noqa: E402
 from latprof.lut import build_lut, load_entries  # noqa: E402
 from latprof.measure import build_request  # noqa: E402
 from latprof.space import get_space  # noqa: E402
@@ -197,6 +198,15 @@ def test_a_hot_phone_is_skipped_and_a_swapped_phone_refused(cluster, tmp_path):
             rows = {r["serial"]: r for r in farm.status()}
         assert rows[addr[1]]["state"] == "hot" and speeds[1].runs == 0
         assert "not the simulated-pixel1 it joined as" in rows[addr[2]]["message"]
+
+
+def test_a_phone_that_stays_hot_is_given_up_with_nothing_stored(cluster, tmp_path):
+    with phones("pixel1", failures={0: [FailureMode.HOT]}) as (devices, speeds), host(cluster, devices) as _node:
+        with Store(tmp_path / "f.db") as store:
+            with pytest.raises(LookupTableError, match="lost or rejected"):
+                _build(store, Farm(retry_hot_s=0.1, max_hot_s=0.5))
+            assert _serials(store) == []
+        assert speeds[0].runs == 0
 
 
 def test_a_phone_that_disagrees_with_its_peers_is_flagged_and_not_mixed_in(cluster, tmp_path):

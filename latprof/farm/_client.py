@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from latprof.benchmarking.record import Measurement
 from latprof.devices import BenchmarkRequest, DeviceConfig
@@ -24,7 +24,6 @@ from latprof.farm._ray import AGENT_PREFIX, NAMESPACE, connect
 
 __all__ = ["Farm", "Check"]
 
-X = TypeVar("X")
 #: Judges a finished job: a reason to reject the phone that measured it (its result is dropped), or None.
 Check = Callable[[Any], "str | None"]
 _INFO_TIMEOUT_S = 10.0
@@ -73,11 +72,14 @@ class _Backlog:
 
 
 class Farm:
-    """A client of the device farm at ``address`` (``HEAD:PORT``; None: ``$RAY_ADDRESS``, or this process's Ray)."""
+    """A client of the device farm at ``address`` (``HEAD:PORT``; None: ``$RAY_ADDRESS``, or this process's Ray).
 
-    def __init__(self, address: str | None = None, *, retry_hot_s: float = 30.0) -> None:
+    A hot phone is tried again every ``retry_hot_s``; one still hot after ``max_hot_s`` leaves the run.
+    """
+
+    def __init__(self, address: str | None = None, *, retry_hot_s: float = 30.0, max_hot_s: float = 600.0) -> None:
         self.ray = connect(address)
-        self.retry_hot_s = retry_hot_s
+        self.retry_hot_s, self.max_hot_s = retry_hot_s, max_hot_s
 
     # -- who is there -----------------------------------------------------------------------
     def _agents(self) -> dict[str, Any]:
@@ -120,7 +122,8 @@ class Farm:
 
     def device_config(self, kind: str) -> DeviceConfig:
         """The benchmark defaults and thermal limits of ``kind``, as its phones' agents report them."""
-        row = next(iter(self.phones(kind).values()))
+        rows = list(self.phones(kind).values())
+        row = next((r for r in rows if r.get("benchmark")), rows[0])  # an agent that never reached its phone: {}
         return DeviceConfig(name=kind, kind="android", benchmark=BenchmarkDefaults(**row["benchmark"]),
                             thermal=ThermalLimits(**row["thermal"]))
 
@@ -140,9 +143,9 @@ class Farm:
         kind or is rejected by ``check`` gets no more jobs from this run; its
         job goes to another phone. ``only`` limits the run to these serials.
         """
-        agents = {s: a for s, a in self._agents().items() if s in self.phones(kind) and (only is None or s in only)}
+        agents = self._of_kind(kind, only)
         backlog = _Backlog(jobs)
-        free, hot_until, running = list(agents), {}, {}
+        free, hot_until, hot_since, running = list(agents), {}, {}, {}
         while True:
             now = time.monotonic()
             for serial in [s for s in free if hot_until.get(s, 0.0) <= now]:
@@ -162,9 +165,12 @@ class Farm:
             verdict = self._verdict(result, check)
             if verdict is None:
                 free.append(serial)
+                hot_since.pop(serial, None)
                 yield item.index, result
                 continue
             status, message = verdict
+            if status == "hot" and time.monotonic() - hot_since.setdefault(serial, time.monotonic()) > self.max_hot_s:
+                status, message = "lost", f"hot for more than {self.max_hot_s:g} s"
             if status == "hot":
                 hot_until[serial] = time.monotonic() + self.retry_hot_s
                 free.append(serial)
@@ -198,7 +204,7 @@ class Farm:
 
         A phone rejected by ``check`` is flagged; a hot, lost or failing one is just left out.
         """
-        agents = {s: a for s, a in self._agents().items() if s in self.phones(kind)}
+        agents = self._of_kind(kind)
         refs = {agents[s].run.remote(kind, job): s for s in agents}
         out = {}
         for ref, serial in refs.items():
@@ -208,6 +214,11 @@ class Farm:
             elif verdict[0] == "rejected":
                 self.flag(serial, verdict[1])
         return out
+
+    def _of_kind(self, kind: str, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """The agents of the answering phones of ``kind`` (of those in ``only``, when given)."""
+        phones = self.phones(kind)
+        return {s: a for s, a in self._agents().items() if s in phones and (only is None or s in only)}
 
     def _result(self, ref: Any, serial: str) -> Any:
         from latprof.farm._agent import JobResult
