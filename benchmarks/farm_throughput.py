@@ -15,8 +15,9 @@ each node. Prints:
    interleaved over ``--overhead-rounds``;
 3. the wall time of a ``--candidates`` search with ``--latency measure`` on 1 vs 4 phones.
 
-    python benchmarks/farm_throughput.py [--entries 0] [--phones 1,2,4,8] [--runs 10] [--warmup 2]
-        [--overhead-entries 48] [--overhead-rounds 3] [--candidates 200] [--search-phones 1,4]
+    python benchmarks/farm_throughput.py [--entries 0] [--phones 1,2,4,8] [--runs 30] [--warmup 5]
+        [--overhead-entries 16] [--overhead-rounds 3] [--candidates 200] [--search-phones 1,4]
+        [--search-runs 10] [--search-warmup 2]
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 import latprof.benchmarking.host as host_benchmark  # noqa: E402
 from latprof.devices import open_device  # noqa: E402
-from latprof.farm import NAMESPACE, Farm, FarmDevice, FarmLatency, Phone, node_labels, node_resources, start_agents  # noqa: E402
+from latprof.farm import (  # noqa: E402
+    NAMESPACE, Farm, FarmDevice, FarmLatency, Phone, node_labels, node_resources, start_agents,
+)
 from latprof.loopback import SimulatedSpeed, serve  # noqa: E402
 from latprof.lut import DEVICE_BATCH, build_lut  # noqa: E402
 from latprof.measure import build_request, measure_many  # noqa: E402
@@ -47,6 +50,7 @@ from latprof.store import Store  # noqa: E402
 
 KIND = "simulated-pixel1"
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+_OVERHEAD_RUNS = 5  # timed runs per model on the real-running phone (their own time is not overhead)
 
 
 class _Subset(MnasNetSpace):
@@ -96,7 +100,8 @@ def table_throughput(cluster: Cluster, args, folder: Path) -> None:
             summary = build_lut(store, device, space, request=request, calibration_request=request, calibration=0)
         rate = summary.measured / summary.table_wall_s
         base = base or rate
-        print(f"{phones:>6} {summary.table_wall_s:>8.1f} {rate:>10.2f} {rate / base:>9.2f} {rate / base / phones:>10.0%}")
+        speedup = rate / base
+        print(f"{phones:>6} {summary.table_wall_s:>8.1f} {rate:>10.2f} {speedup:>9.2f} {speedup / phones:>10.0%}")
 
 
 def _timed_runs():
@@ -121,7 +126,7 @@ def entry_overhead(args, folder: Path) -> None:
     spent = _timed_runs()
     overhead: dict[int, list[float]] = {1: [], DEVICE_BATCH: []}
     with serve("pixel1", accept_new_keys=True) as phone, open_device(phone.address) as device:
-        request = build_request(device, runs=args.runs, warmup=args.warmup)
+        request = build_request(device, runs=_OVERHEAD_RUNS, warmup=1)
         for _ in range(args.overhead_rounds):
             for batch in overhead:  # interleaved: the host's speed drifts
                 spent[0] = 0.0
@@ -130,22 +135,22 @@ def entry_overhead(args, folder: Path) -> None:
                     measure_many(paths[i:i + batch], device, request, rounds=1, probe=False)
                 overhead[batch].append((time.perf_counter() - start - spent[0]) / len(paths))
     print(f"\n2. overhead per entry beyond benchmark_model's run, one real-running loopback phone, {len(paths)} "
-          f"MnasNet layers, {args.overhead_rounds} interleaved rounds")
+          f"MnasNet layers, 1+{_OVERHEAD_RUNS} runs each, {args.overhead_rounds} interleaved rounds")
     for batch, values in overhead.items():
-        label = "before batching (1 per call)" if batch == 1 else f"after batching ({batch} per call)"
+        label = "before batching (1 per call)" if batch == 1 else f"after batching (up to {batch} per call)"
         print(f"  {label:<32} median {statistics.median(values):.3f} s  (rounds: "
               + ", ".join(f"{v:.3f}" for v in values) + ")")
 
 
 def search_wall(cluster: Cluster, args, folder: Path) -> None:
     print(f"\n3. search, {args.candidates} candidates, --latency measure on simulated Pixel 1s "
-          f"({args.warmup}+{args.runs} runs each), zero-cost accuracy")
+          f"({args.search_warmup}+{args.search_runs} runs each), zero-cost accuracy")
     walls = {}
     for phones in args.search_phones:
         config = SearchConfig(target_ms=80.0, latency="measure", device=KIND, samples=args.candidates, seed=0)
         with _farm(cluster, phones) as farm, Store(folder / f"search{phones}.db") as store:
             device = FarmDevice(farm, KIND)
-            latency = FarmLatency(farm, KIND, build_request(device, runs=args.runs, warmup=args.warmup),
+            latency = FarmLatency(farm, KIND, build_request(device, runs=args.search_runs, warmup=args.search_warmup),
                                   space=config.make_space(), store=store)
             start = time.perf_counter()
             run_search(config, latency, store=store, out_dir=folder / f"search{phones}",
@@ -161,12 +166,14 @@ def main() -> None:
     ints = lambda text: [int(v) for v in text.split(",")]  # noqa: E731
     parser.add_argument("--entries", type=int, default=0, help="table entries (0: the whole space, 2837)")
     parser.add_argument("--phones", type=ints, default=[1, 2, 4, 8])
-    parser.add_argument("--runs", type=int, default=10, help="timed runs per model")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per model")
-    parser.add_argument("--overhead-entries", type=int, default=48)
+    parser.add_argument("--runs", type=int, default=30, help="timed runs per table entry")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up runs per table entry")
+    parser.add_argument("--overhead-entries", type=int, default=16)
     parser.add_argument("--overhead-rounds", type=int, default=3)
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--search-phones", type=ints, default=[1, 4])
+    parser.add_argument("--search-runs", type=int, default=10, help="timed runs per search candidate")
+    parser.add_argument("--search-warmup", type=int, default=2, help="warm-up runs per search candidate")
     args = parser.parse_args()
 
     print(f"host: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")

@@ -196,7 +196,8 @@ class AdbDevice(Device):
         try:
             self._call(f"push of {len(files)} files", send)
         except PushFailedError as exc:
-            raise DeviceError(f"{self.serial} refused a pushed file ({exc}); check free space in {REMOTE_DIR}") from None
+            raise DeviceError(f"{self.serial} refused a pushed file ({exc}); check free space in {REMOTE_DIR}"
+                              ) from None
 
     def pull(self, remote: str, local: Path) -> None:
         self._call(f"pull of {remote}", lambda: self._handle.pull(remote, str(local)))
@@ -316,7 +317,8 @@ class AdbDevice(Device):
             )
         parsed = parse_benchmark_output(output)
         if status != 0:
-            raise BenchmarkFailedError(f"benchmark_model exited with status {status} on {self.serial}: {_last_line(output)}")
+            raise BenchmarkFailedError(f"benchmark_model exited with status {status} on {self.serial}: "
+                                       f"{_last_line(output)}")
         stats = parsed.inference
         if stats is None:
             raise BenchmarkFailedError(f"benchmark_model printed no timed runs on {self.serial}: {_last_line(output)}")

@@ -11,6 +11,8 @@ import numpy as np
 
 from latprof.devices import BenchmarkRequest
 from latprof.farm._client import Farm
+from latprof.space import SearchSpace
+from latprof.store import Store
 
 __all__ = ["FarmLatency"]
 
@@ -18,9 +20,10 @@ __all__ = ["FarmLatency"]
 class FarmLatency:
     """A search's latency model measuring every candidate on the farm's phones of ``kind``, in parallel."""
 
-    def __init__(self, farm: Farm, kind: str, request: BenchmarkRequest, *, space, store=None,
-                 notify: Callable[[str], None] = lambda _: None) -> None:
-        self.farm, self.kind, self.request, self.space, self.store, self.notify = farm, kind, request, space, store, notify
+    def __init__(self, farm: Farm, kind: str, request: BenchmarkRequest, *, space: SearchSpace,
+                 store: Store | None = None, notify: Callable[[str], None] = lambda _: None) -> None:
+        self.farm, self.kind, self.request, self.space = farm, kind, request, space
+        self.store, self.notify = store, notify
 
     def predict_many(self, archs: Sequence[Any]) -> np.ndarray:
         """Median latency (ms) of each architecture, measured on whichever phone is free."""
