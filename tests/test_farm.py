@@ -285,3 +285,36 @@ def test_join_needs_an_address_or_head():
 
     result = CliRunner().invoke(main, ["farm", "join"])
     assert result.exit_code == 2 and "--head" in result.output
+
+
+def test_cli_search_measures_on_the_farm_and_estimates_accuracy_as_ray_tasks(cluster, tmp_path):
+    from click.testing import CliRunner
+
+    from latprof.cli import main
+    from latprof.search import make_estimator
+
+    with phones("pixel1", "pixel1") as (devices, _), host(cluster, devices) as _node:
+        addr = [d.address for d in devices]
+        result = CliRunner().invoke(main, [
+            "search", "--target-ms", "5", "--device", KIND, "--latency", "measure", "--farm", cluster.address,
+            "--workers", "2", "--samples", "8", "--batch-size", "4", "--space", "nasbench201",
+            "--out", str(tmp_path / "s"), "--db", str(tmp_path / "f.db"), "--json"])
+        assert result.exit_code == 0, result.output
+        with Store(tmp_path / "f.db") as store:
+            measured = store.measurements(device=KIND)
+        assert len(measured) == 8 and {m.fingerprint["serial"] for m in measured} <= set(addr)
+    rows = (tmp_path / "s" / "trials.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    estimator, space = make_estimator("zero-cost", seed=0), get_space("nasbench201")
+    for line in rows[1:]:
+        row = dict(zip(header, line.split(",")))
+        assert abs(float(row["accuracy"]) - estimator(space.parse(row["arch"]))) < 1e-6  # the tasks' scores
+
+
+def test_ray_task_pool_runs_calls_in_ray_workers_and_turns_failures_into_results(cluster):
+    from latprof.farm import RayTaskPool
+
+    pool = RayTaskPool(1, print, ("initialized once per worker",))
+    assert pool.submit(os.getpid).result(timeout=120) != os.getpid()
+    acc, err, seconds = pool.submit(int, "not a number").result(timeout=120)
+    assert acc is None and err.startswith("Ray task failed") and seconds == 0.0

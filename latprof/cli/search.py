@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from click.core import ParameterSource
@@ -89,7 +89,7 @@ def _source_note(ctx: click.Context, name: str) -> str:
               help="predictor: the device's lookup-table predictor; measure: benchmark every sample on the device.")
 @farm_option
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Processes evaluating accuracy in parallel.")
+              help="Processes evaluating accuracy in parallel (with --farm: Ray tasks on the farm's nodes).")
 @click.option("--batch-size", type=int, default=_DEFAULTS["batch_size"], show_default=True,
               help="Samples per controller update (fixed, so results do not depend on --workers).")
 @click.option("--resume", is_flag=True, help="Continue the search stored for --out.")
@@ -127,6 +127,7 @@ def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, o
                 result = run_search(config, latency_model, store=store, out_dir=out, resume=resume, workers=workers,
                                     estimator=estimator,
                                     latency_chunk=1 if latency == "measure" and not farm_address else None,
+                                    make_pool=_ray_pool if farm_address else None,
                                     on_trial=progress)
             except KeyboardInterrupt:
                 progress.finish()
@@ -186,6 +187,13 @@ def _predictor(config: SearchConfig, store: Store) -> LatencyModel:
                 "and no lookup table for it; pass --device NAME, and run `latprof build-lut --device NAME` "
                 "first") from None
         raise
+
+
+def _ray_pool(workers: int, initializer: Callable[..., None], initargs: tuple) -> Any:
+    """With --farm, accuracy estimates (--workers > 1) run as Ray tasks of one CPU each on the farm's nodes."""
+    from latprof.farm import RayTaskPool
+
+    return RayTaskPool(workers, initializer, initargs)
 
 
 def _measured(device: Device, store: Store, out: Path, config: SearchConfig) -> LatencyModel:

@@ -203,14 +203,18 @@ class SearchResult:
 
 # ---------------------------------------------------------------- evaluation
 
+#: ``make_pool(workers, initializer, initargs)``: an executor for accuracy estimates other than the
+#: default pool of worker processes (e.g. Ray tasks: :class:`latprof.farm.RayTaskPool`).
+MakePool = Callable[[int, Callable[..., None], tuple], Any]
 _WORKER_ESTIMATOR: AccuracyEstimator | None = None
 _WORKER_SPACE: SearchSpace | None = None
 
 
 def _init_worker(spec: str, data: str | None, seed: int, space: str, space_params: dict[str, Any],
-                 parent: int) -> None:
+                 parent: int | None) -> None:
     global _WORKER_ESTIMATOR, _WORKER_SPACE
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    if parent is not None:  # None: the worker is not ours to end (a pool's, such as Ray's)
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _WORKER_ESTIMATOR = make_estimator(spec, data=data, seed=seed)
     _WORKER_SPACE = get_space(space, **space_params)
 
@@ -267,21 +271,24 @@ class _Evaluator:
     """Latency in chunks in this process; accuracy in this process or in a pool of worker processes."""
 
     def __init__(self, latency: LatencyModel, estimator: AccuracyEstimator, config: SearchConfig, workers: int,
-                 latency_chunk: int | None, timings: dict[str, float]) -> None:
+                 latency_chunk: int | None, timings: dict[str, float], make_pool: MakePool | None = None) -> None:
         self.latency, self.estimator, self.config = latency, estimator, config
         self.space = config.make_space()
         self.workers, self.latency_chunk, self.timings = workers, latency_chunk, timings
+        self.make_pool = make_pool
         self.pool: ProcessPoolExecutor | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
             import multiprocessing
 
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                initargs=(self.config.accuracy, self.config.data, self.config.seed, self.config.space,
-                          self.config.space_params, os.getpid()),
-            )
+            initargs = (self.config.accuracy, self.config.data, self.config.seed, self.config.space,
+                        self.config.space_params)
+            if self.make_pool is not None:
+                self.pool = self.make_pool(self.workers, _init_worker, (*initargs, None))
+            else:
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(*initargs, os.getpid()))
         return self.pool
 
     def close(self) -> None:
@@ -386,6 +393,7 @@ def run_search(
     config: SearchConfig, latency: LatencyModel, *, store: Store, out_dir: str | Path | None = None,
     resume: bool = False, workers: int = 1, estimator: AccuracyEstimator | None = None,
     latency_chunk: int | None = None, on_trial: Callable[[Trial, Progress], None] | None = None,
+    make_pool: MakePool | None = None,
 ) -> SearchResult:
     """Run (or resume) the search ``config`` describes; every trial is stored in ``store`` as it finishes.
 
@@ -393,7 +401,8 @@ def run_search(
     :class:`MeasuredLatency`); ``latency_chunk`` is how many it gets at once
     (default: a whole batch). ``estimator`` is the estimator object to use in
     this process (default: built from ``config.accuracy``); worker processes
-    always build their own from ``config.accuracy``. With ``out_dir``, ``trials.csv``
+    always build their own from ``config.accuracy``; ``make_pool`` gives their executor
+    (default: ``workers`` local processes). With ``out_dir``, ``trials.csv``
     there is kept current and ``search.json`` marks the folder for ``resume``.
     """
     if not isinstance(workers, int) or workers < 1:
@@ -420,7 +429,7 @@ def run_search(
         csv_file = csv_path.open("a", newline="") if csv_path is not None else None
         started = time.perf_counter()
         new_count = 0
-        evaluator = _Evaluator(latency, estimator, config, workers, latency_chunk, timings)
+        evaluator = _Evaluator(latency, estimator, config, workers, latency_chunk, timings, make_pool)
 
         state: dict[str, Any] = {"best": None, "failed": 0}
 
