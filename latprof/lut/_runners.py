@@ -155,8 +155,7 @@ class DeviceRunner:
                  notify: Callable[[str], None] = lambda _: None, batch: int = DEVICE_BATCH) -> None:
         self.device, self.request, self.wait_cool, self.notify, self.batch = device, request, wait_cool, notify, batch
         self.settings = {"method": method, "threads": request.threads, "delegate": request.delegate,
-                         "warmup_runs": request.warmup_runs,
-                         "num_runs": request.num_runs}
+                         "warmup_runs": request.warmup_runs, "num_runs": request.num_runs}
 
     def measure_many(self, items: Sequence[X], write: Callable[[X, int], Path]) -> Iterator[tuple[X, Result]]:
         """``(item, Result)`` for each item, batch after batch (a batch is yielded whole once it has run)."""
