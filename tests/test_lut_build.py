@@ -150,10 +150,12 @@ def test_fit_and_predict_on_the_measured_table(built, tmp_path):
     data = json.loads(result.output)
     assert data["low_ms"] < data["latency_ms"] < data["high_ms"]
     assert {r["source"] for r in data["layers"]} == {"table", "regression"}  # A1's widths are not in the space
+    assert data["measured_with"] == {"threads": 1, "delegate": "xnnpack"}  # what the table was built with
     arch = SPACE.sample(7)
     path = write_tflite(arch, tmp_path / "arch.tflite")
     text = _cli(db, "predict", str(path), str(arch)).output
     assert text.count("from the table, 0 from the regression") == 2
+    assert "for 1 thread(s), delegate xnnpack" in text
     lines = text.splitlines()
     assert lines[1].split(" ms")[0] == lines[lines.index(str(arch)) + 1].split(" ms")[0]  # file == string
 

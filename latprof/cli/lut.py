@@ -183,7 +183,9 @@ def predict(ctx, models, from_file, device_name, space_name, at_current_speed, a
             raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
         results.append((getattr(arch, "name", None) or space.format(arch), predictor.predict(arch)))
     if as_json:
-        out = [{"model": name, **p.to_dict(), **_speed_json(p, speed, now)} for name, p in results]
+        measured_with = getattr(predictor, "model", {}).get("measured_with")
+        out = [{"model": name, **p.to_dict(), **_speed_json(p, speed, now), "measured_with": measured_with}
+               for name, p in results]
         echo_json(out if len(out) > 1 else out[0])
         return
     for name, p in results:
@@ -197,6 +199,10 @@ def predict(ctx, models, from_file, device_name, space_name, at_current_speed, a
         if getattr(predictor, "runtime", ""):
             click.echo(f"  for runtime {predictor.runtime!r} (`latprof calibrate --runtime` picks another)")
         click.echo(_speed_line(p, speed, now))
+        measured_with = getattr(predictor, "model", {}).get("measured_with")
+        if measured_with:
+            click.echo(f"  for {measured_with['threads']} thread(s), delegate {measured_with['delegate']} "
+                       "(the settings its table was measured with)")
         click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
         click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
         for r in p.layers:

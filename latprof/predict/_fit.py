@@ -165,6 +165,7 @@ def fit_predictor(store: Store, device: str = "local", space: str = "mnasnet", *
         "cost_model": model.to_json(), "correction": correction.to_json(),
         "band": {"rel": band, "regression_rel": width_cv["abs_rel_p95"]},
         "variants": T.finished_builds(conn, device, space),
+        "measured_with": T.table_identity(conn, device, space),  # threads and delegate it predicts for
         "table_entries": len(entries), "calibration_archs": len(calibration),
     }
     report = {
