@@ -52,7 +52,7 @@ def test_search_prints_defaults_progress_tables_and_writes_every_file(tmp_path, 
     assert [int(r["idx"]) for r in trials] == list(range(16))
     ok = [r for r in trials if r["status"] == "ok"]
     within = [r for r in ok if float(r["latency_ms"]) <= 60]
-    band = [r for r in within if float(r["latency_ms"]) >= 54]  # the accuracy is a proxy: 10% below T
+    band = [r for r in within if float(r["latency_ms"]) >= 57]  # the accuracy is a proxy: 5% below T
     best = max(band or within or ok, key=lambda r: float(r["reward"]))
     assert (out / "best_arch.txt").read_text().strip() == best["arch"]
     assert f"answer (trial {best['idx']}" in text
