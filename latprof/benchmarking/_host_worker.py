@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 def _batch(args: argparse.Namespace) -> int:
     source = sys.stdin if args.batch == "-" else open(args.batch)
     version = metadata.version("ai-edge-litert")
-    probe = _make_interpreter(args.probe, args.threads) if args.probe else None
+    probe = _make_interpreter(args.probe, args.threads, delegate=args.delegate) if args.probe else None
     fastest = [float("inf")]
 
     def time_probe() -> float:
