@@ -222,7 +222,8 @@ def _current_speed(device_name: str, model: dict, speed) -> float:
                              "unknown; rebuild its table with the probe (`latprof build-lut` without --no-probe)")
     identity = model.get("probe_identity") or {}
     with open_device(device_name) as device:
-        request = build_request(device, threads=identity.get("threads"), core_mask=identity.get("core_mask"))
+        request = build_request(device, threads=identity.get("threads"), core_mask=identity.get("core_mask"),
+                                delegate=identity.get("delegate"))
         probe_ms, now_identity = time_probe(device, request, inspect_model(probe_model()))
     if identity and now_identity != identity:
         changed = ", ".join(f"{k} {identity.get(k)!r} -> {v!r}" for k, v in now_identity.items() if identity.get(k) != v)
