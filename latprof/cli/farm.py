@@ -54,7 +54,10 @@ def farm() -> None:
               help="With --head: the port the head listens on.")
 @click.option("--device", "devices", multiple=True, metavar="SERIAL|HOST:PORT",
               help="A phone of this host (repeatable; default: every ADB device visible).")
-@click.option("--node-ip-address", help="This host's address as the other hosts reach it (default: Ray's guess).")
+@click.option("--node-ip-address", default="127.0.0.1", show_default=True,
+              help="The address this host's Ray node listens on and other hosts reach it at: loopback (this "
+                   "machine only) unless you pass the host's network address, which opens Ray's unauthenticated "
+                   "ports to that network.")
 @click.option("--num-cpus", type=click.IntRange(min=0), help="CPUs this host offers to Ray tasks (default: all).")
 @json_option
 def join(address, head, port, devices, node_ip_address, num_cpus, as_json):

@@ -7,7 +7,9 @@ asks for that resource: Ray places it there, and nowhere else.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,7 +95,11 @@ def _ray_start(address: str | None, head_port: int, phones: Sequence[Phone], nod
         cmd += ["--node-ip-address", node_ip]
     if num_cpus is not None:
         cmd += ["--num-cpus", str(num_cpus)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if node_ip is None or ipaddress.ip_address(node_ip).is_loopback:
+        # Else Ray swaps 127.0.0.1 for the machine's network address and listens there.
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
         what = f"--address {address}" if address else f"--head --port {head_port}"
@@ -102,7 +108,7 @@ def _ray_start(address: str | None, head_port: int, phones: Sequence[Phone], nod
     return address or f"{node_ip or '127.0.0.1'}:{head_port}"
 
 
-def join(address: str | None, devices: Sequence[str] = (), *, head_port: int = 6379, node_ip: str | None = None,
+def join(address: str | None, devices: Sequence[str] = (), *, head_port: int = 6379, node_ip: str | None = "127.0.0.1",
          num_cpus: int | None = None) -> list[dict[str, Any]]:
     """Attach this host with its phones to the Ray cluster at ``address`` (None: start the cluster's head here).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 
 from latprof.errors import FarmError
@@ -24,6 +25,9 @@ def ray_module() -> ModuleType:
 
 def connect(address: str | None) -> ModuleType:
     """Attach this process to the Ray cluster at ``address`` (``HEAD:PORT``; None: ``$RAY_ADDRESS`` or local)."""
+    if address and address.rpartition(":")[0] in ("127.0.0.1", "localhost"):
+        # Read when Ray is imported: else Ray swaps 127.0.0.1 for the machine's network address and listens there.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = ray_module()
     if ray.is_initialized():
         return ray
