@@ -43,6 +43,9 @@ class RayTaskPool:
         out: Future = Future()
 
         def settle(inner: Future) -> None:
+            if inner.cancelled():  # shutdown(cancel_futures=True): exception() would raise here
+                out.cancel()
+                return
             exc = inner.exception()
             out.set_result(self._failed(exc) if exc is not None else inner.result())
 

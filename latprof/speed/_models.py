@@ -6,8 +6,9 @@ the other core (the two vCPUs behave like hyperthread siblings), and that
 flips within seconds as other people's jobs start and stop; phones change speed
 too (DVFS, thermal throttling). The probe, a small fixed network, is timed
 around every measurement: how fast the device was at that moment. Its times
-are stored with each result (``settings["probe_ms"]``), and figures are
-rescaled to the device's reference speed (:mod:`latprof.speed`).
+are stored with each result (a table row's ``settings["probe_ms"]``, a
+measurement's ``reference_speed["probe_ms"]``), and figures are rescaled to
+the device's reference speed (:mod:`latprof.speed`).
 """
 
 from __future__ import annotations

@@ -40,7 +40,6 @@ class Session:
 
     rounds: list[list[BenchmarkRun]]  # rounds[model][round]
     probes: list[BenchmarkRun]  # len(rounds[0]) + 1 when probed, else empty
-    order: list[str]  # what ran, in order: "probe" or the model's name
 
     @property
     def probe_ms(self) -> list[float]:
@@ -71,7 +70,7 @@ def run_session(device: Device, models: Sequence[ModelInfo], request: BenchmarkR
         if i >= 0:
             per_model[i].append(run)
     probes = [run for i, run in zip(plan, runs) if i < 0]
-    return Session(per_model, probes, ["probe" if i < 0 else models[i].name for i in plan])
+    return Session(per_model, probes)
 
 
 def time_probe(device: Device, request: BenchmarkRequest, probe: ModelInfo, times: int = 3,
