@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Ray resolves 127.0.0.1 to this machine's network address unless told it runs on one machine only:
@@ -318,3 +319,24 @@ def test_ray_task_pool_runs_calls_in_ray_workers_and_turns_failures_into_results
     assert pool.submit(os.getpid).result(timeout=120) != os.getpid()
     acc, err, seconds = pool.submit(int, "not a number").result(timeout=120)
     assert acc is None and err.startswith("Ray task failed") and seconds == 0.0
+
+
+def test_a_candidate_that_fails_on_every_phone_is_a_failed_trial_not_the_end_of_the_search(cluster):
+    """FarmLatency turns a model that crashes benchmark_model on every phone into NaN (a failed trial);
+    a plain Farm.run raises for it."""
+    from latprof.errors import BenchmarkFailedError
+    from latprof.farm import FarmLatency
+
+    crash = [FailureMode.BENCHMARK_CRASH]
+    with phones("pixel1", "pixel1", failures={0: crash, 1: crash}) as (devices, _), host(cluster, devices) as _node:
+        farm = Farm()
+        device = FarmDevice(farm, KIND)
+        request = build_request(device, runs=2, warmup=0)
+        space = get_space("nasbench201")
+        latency = FarmLatency(farm, KIND, request, space=space)
+        assert np.isnan(latency.predict_many([space.sample(0)])).all()
+        from latprof.farm._agent import Job
+
+        job = Job((("m.tflite", b"not a model"),), request)
+        with pytest.raises(BenchmarkFailedError, match="on 2 phones"):
+            list(farm.run(KIND, [job]))

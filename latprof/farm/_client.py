@@ -134,14 +134,16 @@ class Farm:
     # -- running jobs -----------------------------------------------------------------------
     def run(self, kind: str, jobs: Iterable[Any], *, check: Check | None = None,
             only: Sequence[str] | None = None, notify: Callable[[str], None] = lambda _: None,
-            ) -> Iterator[tuple[int, Any]]:
+            keep_failed: bool = False) -> Iterator[tuple[int, Any]]:
         """Run each job (a :class:`~latprof.farm._agent.Job`) on a free phone of ``kind``.
 
         Yields ``(index in jobs, JobResult)`` as each job's measurements arrive, in any
         order, exactly once per job. Jobs are taken from ``jobs`` only when a phone
         is free, so it may be a lazy generator. A phone that is lost, refuses the
         kind or is rejected by ``check`` gets no more jobs from this run; its
-        job goes to another phone. ``only`` limits the run to these serials.
+        job goes to another phone. ``only`` limits the run to these serials. A job that
+        fails on several phones raises BenchmarkFailedError, or with ``keep_failed`` is
+        yielded with its ``failed`` result and the run goes on.
         """
         agents = self._of_kind(kind, only)
         backlog = _Backlog(jobs)
@@ -178,8 +180,11 @@ class Farm:
             elif status == "failed":
                 item.refused_by.add(serial)
                 free.append(serial)
-                if len(item.refused_by) >= _FAILED_ATTEMPTS:
-                    raise BenchmarkFailedError(f"{message} (on {len(item.refused_by)} phones)")
+                if len(item.refused_by) >= min(_FAILED_ATTEMPTS, len(agents)):  # no phone left to try
+                    if not keep_failed:
+                        raise BenchmarkFailedError(f"{message} (on {len(item.refused_by)} phones)")
+                    yield item.index, result
+                    continue
             else:
                 agents.pop(serial, None)
                 notify(f"{serial} dropped from this run ({message}); its job goes to another phone")

@@ -38,7 +38,10 @@ class FarmLatency:
                 path = write_tflite(arch, Path(tmp) / name, seed=0, space=self.space)
                 return Job(((name, path.read_bytes()),), self.request)
 
-            for index, result in self.farm.run(self.kind, map(job, archs), notify=self.notify):
+            for index, result in self.farm.run(self.kind, map(job, archs), notify=self.notify, keep_failed=True):
+                if result.status != "ok":  # NaN: the search stores a failed trial and goes on
+                    self.notify(f"candidate {index} failed on the farm: {result.message}")
+                    continue
                 m = result.measurements[0]
                 if self.store is not None:
                     self.store.add_measurement(m)
