@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from latprof.benchmarking.record import LatencyStats, Measurement
 from latprof.errors import StoreError
 
-__all__ = ["Store", "default_db_path", "SCHEMA_VERSION"]
+__all__ = ["Store", "StoredPredictor", "default_db_path", "SCHEMA_VERSION"]
 
 _MIGRATIONS: list[str] = [
     # version 1: measurements and their op profiles
@@ -161,6 +162,18 @@ def default_db_path() -> Path:
         return Path(os.environ["LATPROF_DB"])
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "latprof" / "latprof.db"
+
+
+class StoredPredictor(NamedTuple):
+    """One stored predictor: its JSON document (the store does not interpret ``format``) and its fit report."""
+
+    id: int
+    device: str
+    space: str
+    format: str
+    document: dict[str, Any]
+    report: dict[str, Any]
+    created_at: str
 
 
 class Store:
@@ -317,6 +330,34 @@ class Store:
             reference_speed=json.loads(row["reference_speed"]) if row["reference_speed"] else None,
             reference_ratio=json.loads(row["reference_ratio"]) if row["reference_ratio"] else None,
         )
+
+    def save_predictor(self, device: str, space: str, document: dict[str, Any], report: dict[str, Any]) -> int:
+        """Store a fitted predictor for ``device`` and ``space`` (``"*"``: any model); returns its id.
+
+        ``document["format"]`` names how to load it; ``created_at`` is ``document["created_at"]``, else now (UTC).
+        """
+        if not isinstance(document, dict) or not document.get("format"):
+            raise StoreError(f"the predictor document for {device} ({space}) has no 'format'; set document['format'] "
+                             f"to the format that loads it")
+        created_at = document.get("created_at") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._conn:
+            cursor = self._conn.execute(
+                "INSERT INTO predictors (device, space, format, coefficients, report, created_at) VALUES (?,?,?,?,?,?)",
+                (device, space, str(document["format"]), json.dumps(document), json.dumps(report), created_at),
+            )
+        return int(cursor.lastrowid)
+
+    def latest_predictor(self, device: str, space: str) -> StoredPredictor | None:
+        """The newest predictor stored for ``device`` and ``space``, else the newest for ``device`` and ``"*"``
+        (a whole-model predictor), else None."""
+        for wanted in dict.fromkeys((space, "*")):
+            row = self._conn.execute(
+                "SELECT id, device, space, format, coefficients, report, created_at FROM predictors "
+                "WHERE device = ? AND space = ? ORDER BY id DESC LIMIT 1", (device, wanted),
+            ).fetchone()
+            if row is not None:
+                return StoredPredictor(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6])
+        return None
 
     def measurements_frame(self, device: str | None = None, model: str | None = None):
         """Measurements as a pandas DataFrame, one row each (settings and fingerprint flattened)."""
