@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from latprof.predict._tflite_layers import recover_layers
-from latprof.space import MnasNetSpace, arch_layers, export_tflite, keras_to_tflite, parse_arch, read_tflite_ops
+from latprof.space import (MnasNetSpace, arch_layers, export_tflite, keras_to_tflite, parse_arch, read_tflite_ops,
+                           recover_layers)
 
 
 @pytest.mark.parametrize("arch", [

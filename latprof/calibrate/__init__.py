@@ -16,7 +16,7 @@ from latprof.calibrate._calibration import (
 )
 from latprof.calibrate._features import KINDS, ReferenceCost, op_kind, reference_cost
 from latprof.calibrate._fit import FlopsLinearModel, KindRatioModel, cross_validate, fit_flops_linear, fit_kind_ratios
-from latprof.calibrate._models import ModelSpec, model_spec, tflite_for
+from latprof.space import ModelSpec, model_spec, tflite_for
 from latprof.calibrate._predictor import CalibratedPredictor, ReferenceSplitter
 from latprof.calibrate._reference import host_reference
 from latprof.calibrate._space import (

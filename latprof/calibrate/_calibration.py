@@ -21,7 +21,7 @@ import numpy as np
 
 from latprof.calibrate._features import KINDS, ReferenceCost
 from latprof.calibrate._fit import KindRatioModel, cross_validate_flops, cross_validate_kinds, fit_kind_ratios
-from latprof.calibrate._models import ModelSpec, model_spec, tflite_for
+from latprof.space import ModelSpec, model_spec, tflite_for
 from latprof.calibrate._opcost import OpCostModel
 from latprof.calibrate._reference import host_reference
 from latprof import data

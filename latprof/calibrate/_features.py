@@ -14,37 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latprof.space import FAMILIES, op_family, tflite_operators
+
 __all__ = ["KINDS", "op_kind", "ReferenceCost", "reference_cost"]
 
-#: Operator kinds, in feature order.
-KINDS = ("conv", "depthwise", "pointwise", "se", "pooling", "elementwise", "other")
-_ELEMENTWISE = {"ADD", "MUL", "SUB", "DIV", "HARD_SWISH", "LOGISTIC", "RELU", "RELU6", "TANH", "MAXIMUM", "MINIMUM"}
-_POOLING = {"MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
-
-
-def _spatial(shape: tuple[int, ...]) -> int:
-    return shape[1] * shape[2] if len(shape) == 4 else 0
+#: Operator kinds, in feature order: latprof.space's operator families.
+KINDS = FAMILIES
 
 
 def op_kind(op) -> str:
     """The kind of one :class:`latprof.space.TFLiteOp` (see :data:`KINDS`)."""
-    outputs = op.output_shapes
-    out_spatial = _spatial(outputs[0]) if outputs else 0
-    if op.name == "DEPTHWISE_CONV_2D":
-        return "depthwise"
-    if op.name == "CONV_2D":
-        weights = op.weight_shapes
-        kernel = weights[0][1] * weights[0][2] if weights and len(weights[0]) == 4 else 1
-        if kernel > 1:
-            return "conv"
-        return "se" if out_spatial == 1 else "pointwise"
-    if op.name in _POOLING:
-        return "pooling"
-    if op.name in _ELEMENTWISE:
-        shapes = op.input_shapes
-        broadcast = len(shapes) == 2 and shapes[0] != shapes[1]  # the SE excitation scale
-        return "se" if out_spatial == 1 or broadcast else "elementwise"
-    return "other"
+    return op_family(tflite_operators([op])[0])
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ class Predictor:
 
     def predict_tflite(self, path: str | Path) -> Prediction:
         """Predict a .tflite file: layers recovered from its graph use the table, other operators the regression."""
-        from latprof.predict._tflite_layers import recover_layers
+        from latprof.space import recover_layers
 
         rows = []
         for n, (layer, ops) in enumerate(recover_layers(read_tflite_ops(path))):

@@ -14,13 +14,20 @@
   spaces, sampling, mutation, token sequences, size and unique layer configurations.
 * :meth:`NASBench201Space.program`: a cell network as a list of :class:`Step`;
   :func:`run_program` evaluates one with any backend (writers, Keras, NASWOT).
+* :class:`Operator`, :func:`layer_operators`, :func:`tflite_operators`, :func:`op_kind` (:data:`OP_KINDS`),
+  :func:`op_family` (:data:`FAMILIES`): the one operator taxonomy and what a layer or a .tflite file runs;
+  :func:`recover_layers`: the layers in any .tflite's operator graph.
+* :meth:`SearchSpace.encode` / :meth:`SearchSpace.token_slots` (:class:`TokenSlot`): token rows of many
+  architectures at once, and the layers each group of tokens decides (the predictors' fast path).
+* :func:`model_spec` (:class:`ModelSpec`), :func:`tflite_for`: a model description (a path, an architecture,
+  a Keras MobileNet family) and its cached .tflite.
 * :func:`build_keras_model`, :func:`export_tflite`, :func:`export_many`, :func:`keras_to_tflite`
   (import TensorFlow on first use) and :func:`read_tflite_ops` (reads any
   .tflite flatbuffer directly, no TensorFlow).
 """
 
 from latprof.space._arch import Architecture, BlockSpec, arch_from_json, arch_to_json, format_arch
-from latprof.space._base import Decision, SearchSpace, get_space, register_space, space_names
+from latprof.space._base import Decision, SearchSpace, TokenSlot, get_space, register_space, space_names
 from latprof.space._layers import LayerConfig, arch_layers, count_params_macs
 from latprof.space._fbnet import FBNetArch, FBNetSpace
 from latprof.space._mnasnet import MnasNetSpace
@@ -28,6 +35,9 @@ from latprof.space._nasbench201 import NASBench201Arch, NASBench201Space, Step, 
 from latprof.space._references import REFERENCES, parse_arch
 from latprof.space._tflite import TFLiteOp, TFLiteTensor, read_tflite_ops, tflite_params_macs
 from latprof.space._flatbuffer import write_tflite
+from latprof.space._ops import FAMILIES, OP_KINDS, Operator, layer_operators, op_family, op_kind, tflite_operators
+from latprof.space._recover import recover_layers
+from latprof.space._zoo import ModelSpec, model_spec, tflite_for
 
 
 def build_keras_model(arch, name=None):
@@ -110,4 +120,16 @@ __all__ = [
     "read_tflite_ops",
     "write_tflite",
     "tflite_params_macs",
+    "TokenSlot",
+    "Operator",
+    "layer_operators",
+    "tflite_operators",
+    "OP_KINDS",
+    "op_kind",
+    "FAMILIES",
+    "op_family",
+    "recover_layers",
+    "ModelSpec",
+    "model_spec",
+    "tflite_for",
 ]

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Generic, Sequence, TypeVar
+
+import numpy as np
 
 from latprof.errors import ArchitectureError
 from latprof.space._layers import LayerConfig
@@ -26,6 +30,20 @@ class Decision:
 
     name: str
     choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class TokenSlot:
+    """A group of token columns that alone decides some consecutive layers of every architecture.
+
+    ``layers(values)`` gives those named layers for the tokens ``values`` at ``columns`` (each
+    ``0 <= values[i] < sizes[i]``); the slots of :meth:`SearchSpace.token_slots`, in order, give exactly
+    :meth:`SearchSpace.named_layers`.
+    """
+
+    columns: tuple[int, ...]
+    sizes: tuple[int, ...]
+    layers: Callable[[tuple[int, ...]], list[tuple[str, LayerConfig]]]
 
 
 def _rng(rng: random.Random | int | None) -> random.Random:
@@ -77,6 +95,35 @@ class SearchSpace(ABC, Generic[A]):
         """The canonical string form of ``arch``."""
 
     # ------------------------------------------------------------ provided
+
+    @cached_property
+    def key(self) -> str:
+        """A stable string naming the space and its parameters (equal spaces have equal keys)."""
+        return sys.intern(f"{self!r}|{self.name}|{sorted(self.params().items())!r}")
+
+    def _with_origin(self, arch: A, tokens: Sequence[int]) -> A:
+        """``arch``, remembering that it is ``tokens`` of this space (see :meth:`encode`)."""
+        object.__setattr__(arch, "origin", (self.key, bytes(tokens)))
+        return arch
+
+    def encode(self, archs: Sequence[A]) -> np.ndarray:
+        """The token rows of ``archs``, uint8 ``(n, len(decisions()))``: an architecture made by this space's
+        :meth:`from_tokens` is read from its ``origin``, any other goes through :meth:`to_tokens` (which raises
+        ArchitectureError for one not in the space)."""
+        key = self.key
+        rows = []
+        for arch in archs:
+            origin = getattr(arch, "origin", None)
+            if origin is not None and (origin[0] is key or origin[0] == key):
+                rows.append(origin[1])
+            else:
+                rows.append(bytes(self.to_tokens(arch)))
+        return np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), len(self.decisions())).copy()
+
+    def token_slots(self) -> list[TokenSlot] | None:
+        """The layers as a function of groups of tokens (:class:`TokenSlot`), or None where they are not
+        (a layer depends on all tokens jointly)."""
+        return None
 
     def named_layers(self, arch: A) -> list[tuple[str, LayerConfig]]:
         """:meth:`layers`, each with a position name (``stem``, ``b3.2``, ``c2.e1-3`` ...). Default: ``l0, l1, ...``."""

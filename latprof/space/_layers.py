@@ -38,7 +38,8 @@ import re
 from dataclasses import dataclass
 
 from latprof.errors import ArchitectureError
-from latprof.space._arch import Architecture
+from latprof.space._arch import Architecture, BlockSpec
+from latprof.space._ops import layer_operators
 
 LAYER_OPS = ("cn", "ds", "ir", "fc", "relu", "pool", "add", "res", "bnrelu")
 # Ops whose every field but the channels and resolution is fixed (value: the kernel).
@@ -144,44 +145,10 @@ class LayerConfig:
         return self.skip == "pool" and self.in_channels != self.out_channels
 
     def tflite_ops(self) -> tuple[str, ...]:
-        """The TFLite builtin operators this layer becomes after conversion, in run order.
-
-        BatchNorm and ReLU/ReLU6 are folded into the convolutions (bias and
-        fused activation), so they do not appear. A grouped ``ir`` layer's
-        channel shuffle is ``RESHAPE -> TRANSPOSE -> RESHAPE`` after the first
-        1x1 conv. With a pooling shortcut the converter may schedule the
-        shortcut's ops (AVERAGE_POOL_2D, CONV_2D) before or between the main
-        path's; the ADD is always last. Checked
-        against converted models in tests/test_space_build.py.
-        """
-        if self.op in _CELL_OPS:
-            return _CELL_OPS[self.op]
-        if self.op == "fc":
-            return ("MEAN", "FULLY_CONNECTED", "SOFTMAX")
-        # On a 1x1 feature map the converter drops the SE's MEAN (a no-op) and feeds
-        # the residual ADD through a RESHAPE; only at tiny input resolutions.
-        one_by_one = self.out_resolution == 1
-        ops: list[str] = []
-        if self.op == "cn":
-            ops.append("CONV_2D")
-        elif self.op == "ds":
-            ops.append("DEPTHWISE_CONV_2D")
-        else:
-            ops += ["CONV_2D"] + (["RESHAPE", "TRANSPOSE", "RESHAPE"] if self.groups > 1 else [])
-            ops.append("DEPTHWISE_CONV_2D")
-        if self.se_ratio > 0:
-            ops += ([] if one_by_one else ["MEAN"]) + ["CONV_2D", "CONV_2D", "LOGISTIC", "MUL"]
-        if self.op in ("ds", "ir"):
-            ops.append("CONV_2D")
-        if self.skip == "pool":
-            ops.append("AVERAGE_POOL_2D")
-            if self.has_projection_shortcut:
-                ops.append("CONV_2D")
-        if self.skip in ("pool", "id"):
-            if one_by_one:
-                ops.append("RESHAPE")
-            ops.append("ADD")
-        return tuple(ops)
+        """The TFLite builtin operators this layer becomes after conversion, in run order
+        (the kinds of :func:`latprof.space.layer_operators`; checked against converted models in
+        tests/test_space_build.py)."""
+        return tuple(op.kind for op in layer_operators(self))
 
     def params(self) -> int:
         """Parameters after BN folding (weights + one bias per output channel)."""
@@ -240,13 +207,7 @@ class LayerConfig:
         return f"{' '.join(bits)} {self.in_channels}->{self.out_channels} @{self.resolution}"
 
 
-_CELL_OPS = {
-    "relu": ("RELU",),
-    "pool": ("AVERAGE_POOL_2D",),
-    "add": ("ADD",),
-    "res": ("RELU", "CONV_2D", "CONV_2D", "AVERAGE_POOL_2D", "CONV_2D", "ADD"),
-    "bnrelu": ("MUL",),
-}
+_CELL_OPS = frozenset({"relu", "pool", "add", "res", "bnrelu"})
 
 
 def arch_layers(arch: Architecture) -> list[LayerConfig]:
@@ -261,19 +222,32 @@ def named_layers(arch: Architecture) -> list[tuple[str, LayerConfig]]:
     out = [("stem", LayerConfig("cn", 3, arch.stem_stride, 1, 0.0, "none", 3, arch.stem_filters, res, act))]
     res = _out_size(res, arch.stem_stride)
     for n, b in enumerate(arch.blocks, 1):
-        for j in range(b.repeats):
-            first = j == 0
-            layer = LayerConfig(
-                op=b.op, kernel=b.kernel, stride=b.stride if first else 1, expansion=b.expansion,
-                se_ratio=b.se_ratio, skip=b.skip, in_channels=b.in_filters if first else b.out_filters,
-                out_channels=b.out_filters, resolution=res, activation=act, groups=b.groups,
-            )
-            out.append((f"b{n}.{j + 1}", layer))
-            res = layer.out_resolution
-    last = arch.blocks[-1].out_filters
-    out.append(("head", LayerConfig("cn", 1, 1, 1, 0.0, "none", last, arch.head_filters, res, act)))
-    out.append(("classifier", LayerConfig("fc", 1, 1, 1, 0.0, "none", arch.head_filters, arch.num_classes, res, "none")))
+        out += block_layers(n, b, res, act)
+        res = out[-1][1].out_resolution
+    out += head_layers(arch.blocks[-1].out_filters, arch.head_filters, arch.num_classes, res, act)
     return out
+
+
+def block_layers(n: int, b: BlockSpec, resolution: int, activation: str) -> list[tuple[str, LayerConfig]]:
+    """The named layers ``b{n}.1``, ``b{n}.2``, ... of block ``b`` (the ``n``-th) at input ``resolution``."""
+    out = []
+    for j in range(b.repeats):
+        first = j == 0
+        layer = LayerConfig(
+            op=b.op, kernel=b.kernel, stride=b.stride if first else 1, expansion=b.expansion,
+            se_ratio=b.se_ratio, skip=b.skip, in_channels=b.in_filters if first else b.out_filters,
+            out_channels=b.out_filters, resolution=resolution, activation=activation, groups=b.groups,
+        )
+        out.append((f"b{n}.{j + 1}", layer))
+        resolution = layer.out_resolution
+    return out
+
+
+def head_layers(in_filters: int, head_filters: int, num_classes: int, resolution: int,
+                activation: str) -> list[tuple[str, LayerConfig]]:
+    """The named ``head`` 1x1 conv and ``classifier`` after the last block."""
+    return [("head", LayerConfig("cn", 1, 1, 1, 0.0, "none", in_filters, head_filters, resolution, activation)),
+            ("classifier", LayerConfig("fc", 1, 1, 1, 0.0, "none", head_filters, num_classes, resolution, "none"))]
 
 
 def count_params_macs(arch: Architecture) -> tuple[int, int]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from latprof.errors import ArchitectureError
-from latprof.space import LayerConfig, TFLiteOp
+from latprof.space._layers import LayerConfig
+from latprof.space._tflite import TFLiteOp
 
 __all__ = ["recover_layers"]
 

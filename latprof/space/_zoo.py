@@ -1,6 +1,6 @@
-"""Turning a calibration row's model description into a .tflite file.
+"""Turning a model description (a calibration row's ``model`` column) into a .tflite file.
 
-A row names a model as a ``.tflite`` path, a named architecture or an
+A description names a model as a ``.tflite`` path, a named architecture or an
 architecture string (``mnasnet-a1@0.75,192``, built by :mod:`latprof.space`),
 or a published Keras family with multiplier and resolution (``MobileNetV2``,
 ``MobileNetV3-Large``, ``MobileNetV3-Small``, optionally ``-minimalistic``),
@@ -70,7 +70,8 @@ def model_spec(model: str, multiplier: float | None = None, resolution: int | No
         m, r = _scaling(model, multiplier, resolution, min_resolution=32)  # Keras' MobileNets need 32 pixels
         name = f"{family}{'-minimalistic' if minimal else ''} {m:g}@{r}"
         return ModelSpec("keras", name, family.split("-")[0], family, m, r, minimal)
-    from latprof.space import format_arch, parse_arch
+    from latprof.space._arch import format_arch
+    from latprof.space._references import parse_arch
 
     text = model
     if multiplier is not None or resolution is not None:
@@ -111,11 +112,12 @@ def tflite_for(spec: ModelSpec) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     if spec.kind == "keras":
-        from latprof.space import keras_to_tflite
+        from latprof.space._build import keras_to_tflite
 
         tmp.write_bytes(keras_to_tflite(_build_keras(spec)))
     else:
-        from latprof.space import export_tflite, parse_arch
+        from latprof.space._build import export_tflite
+        from latprof.space._references import parse_arch
 
         export_tflite(parse_arch(spec.text), tmp)
     tmp.replace(path)  # never leave a half-written model in the cache
