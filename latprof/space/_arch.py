@@ -110,6 +110,9 @@ class Architecture:
     activation: str = "relu"
     name: str | None = field(default=None, compare=False, hash=False)  # display only, e.g. "mnasnet-a1"
     stem_stride: int = 2
+    # Set by the space's from_tokens: (space key, token bytes), so that SearchSpace.encode need not call to_tokens.
+    # Not an __init__ argument, so dataclasses.replace (a changed architecture) drops it.
+    origin: tuple[str, bytes] | None = field(default=None, init=False, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))

@@ -40,14 +40,14 @@ is 9**22, the count the FBNet papers and HW-NAS-Bench give.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from latprof.errors import ArchitectureError
 from latprof.space._arch import Architecture, BlockSpec
-from latprof.space._base import Decision, SearchSpace, register_space
+from latprof.space._base import Decision, SearchSpace, TokenSlot, register_space
 from latprof.space._layers import LayerConfig, named_layers
 
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
@@ -88,6 +88,9 @@ class FBNetArch:
 
     ops: tuple[str, ...]
     resolution: int = 32
+    # Set by the space's from_tokens: (space key, token bytes), so that SearchSpace.encode need not call to_tokens.
+    # Not an __init__ argument, so dataclasses.replace (a changed architecture) drops it.
+    origin: tuple[str, bytes] | None = field(default=None, init=False, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(self.ops))
@@ -157,7 +160,8 @@ class FBNetSpace(SearchSpace[FBNetArch]):
         return list(self._decisions)
 
     def from_tokens(self, tokens: Sequence[int]) -> FBNetArch:
-        return FBNetArch(tuple(OPS[t] for t in self.check_tokens(tokens)), self.resolution)
+        tokens = self.check_tokens(tokens)
+        return self._with_origin(FBNetArch(tuple(OPS[t] for t in tokens), self.resolution), tokens)
 
     def to_tokens(self, arch: FBNetArch) -> list[int]:
         if not isinstance(arch, FBNetArch):
@@ -190,6 +194,20 @@ class FBNetSpace(SearchSpace[FBNetArch]):
         names = [name for name, block in arch.layer_blocks() if block is not None]
         generic = named_layers(arch.architecture())
         return [generic[0]] + list(zip(names, (layer for _, layer in generic[1:-2]))) + generic[-2:]
+
+    def token_slots(self) -> list[TokenSlot]:
+        """Stem ``()``, one slot per searchable layer (its own token; an identity skip has no layer), head ``()``
+        and classifier ``()``: every position's input shape is fixed, whatever the other layers are."""
+        by_op = [dict(self.named_layers(FBNetArch((op,) * NUM_LAYERS, self.resolution))) for op in OPS]
+
+        def fixed(name: str) -> TokenSlot:
+            return TokenSlot((), (), lambda values: [(name, by_op[0][name])])
+
+        def position(name: str) -> Callable[[tuple[int, ...]], list[tuple[str, LayerConfig]]]:
+            return lambda values: [(name, by_op[values[0]][name])] if name in by_op[values[0]] else []
+
+        searchable = [TokenSlot((i,), (len(OPS),), position(d.name)) for i, d in enumerate(self._decisions)]
+        return [fixed("stem")] + searchable + [fixed("head"), fixed("classifier")]
 
     def tflite_bytes(self, arch: FBNetArch, seed: int = 0) -> bytes:
         from latprof.space._flatbuffer import arch_tflite_bytes

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Sequence
 
 from latprof.errors import ArchitectureError
 from latprof.space._arch import Architecture, BlockSpec, format_arch, round_filters
-from latprof.space._base import Decision, SearchSpace, register_space
-from latprof.space._layers import LayerConfig, arch_layers, named_layers, _out_size
+from latprof.space._base import Decision, SearchSpace, TokenSlot, register_space
+from latprof.space._layers import LayerConfig, _out_size, arch_layers, block_layers, head_layers, named_layers
 from latprof.space._references import parse_arch
 
 # MobileNetV2's seven bottleneck stages: (reference output filters, reference layers, stride).
@@ -113,7 +113,8 @@ class MnasNetSpace(SearchSpace[Architecture]):
                 out_filters=out, expansion=expansion, se_ratio=SE_CHOICES[t_se], skip=SKIP_CHOICES[t_skip],
             ))
             prev = out
-        return self._arch(specs)
+            tokens[6 * i + 4] = b.filters.index(out)  # equal filter choices (small multipliers): as to_tokens
+        return self._with_origin(self._arch(specs), tokens)
 
     def _arch(self, specs) -> Architecture:
         return Architecture(
@@ -173,6 +174,37 @@ class MnasNetSpace(SearchSpace[Architecture]):
 
     def named_layers(self, arch: Architecture) -> list[tuple[str, LayerConfig]]:
         return named_layers(arch)
+
+    def token_slots(self) -> list[TokenSlot]:
+        """Stem ``()``; block ``i``: (filters of block ``i - 1``, then op, kernel, se, skip, filters, layers of
+        block ``i``); head ``(filters of block 7,)``; classifier ``()``."""
+        base = named_layers(self.from_tokens([0] * len(self._decisions)))
+        stem, classifier = base[0], base[-1]
+        slots = [TokenSlot((), (), lambda values: [stem])]
+        for i, res in enumerate(self._block_resolutions()):
+            own = tuple(range(6 * i, 6 * i + 6))
+            columns = own if i == 0 else (6 * i - 2,) + own  # 6i - 2: the previous block's filters
+            sizes = tuple(len(self._decisions[c].choices) for c in columns)
+            slots.append(TokenSlot(columns, sizes, partial(self._block_slot_layers, i, res)))
+        last = self.blocks[-1]
+        res = _out_size(self._block_resolutions()[-1], last.stride)
+
+        def head(values: tuple[int, ...]) -> list[tuple[str, LayerConfig]]:
+            return head_layers(last.filters[values[0]], self.head_filters, self.num_classes, res, self.activation)[:1]
+
+        slots.append(TokenSlot((len(self._decisions) - 2,), (len(last.filters),), head))
+        slots.append(TokenSlot((), (), lambda values: [classifier]))
+        return slots
+
+    def _block_slot_layers(self, i: int, resolution: int, values: tuple[int, ...]) -> list[tuple[str, LayerConfig]]:
+        b = self.blocks[i]
+        prev = self.stem_filters if i == 0 else self.blocks[i - 1].filters[values[0]]
+        t_op, t_k, t_se, t_skip, t_f, t_n = values[-6:]
+        op, expansion = _op_of(CONV_OPS[t_op])
+        spec = BlockSpec(op=op, repeats=b.layers[t_n], kernel=KERNEL_CHOICES[t_k], stride=b.stride, in_filters=prev,
+                         out_filters=b.filters[t_f], expansion=expansion, se_ratio=SE_CHOICES[t_se],
+                         skip=SKIP_CHOICES[t_skip])
+        return block_layers(i + 1, spec, resolution, self.activation)
 
     def tflite_bytes(self, arch: Architecture, seed: int = 0) -> bytes:
         from latprof.space._flatbuffer import arch_tflite_bytes

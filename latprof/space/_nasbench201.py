@@ -43,7 +43,7 @@ both behaviours, so the space comes in two registered forms:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -64,6 +64,9 @@ class NASBench201Arch:
     """A NAS-Bench-201 cell: one op name per edge, in :data:`EDGES` order."""
 
     ops: tuple[str, ...]
+    # Set by the space's from_tokens: (space key, token bytes), so that SearchSpace.encode need not call to_tokens.
+    # Not an __init__ argument, so dataclasses.replace (a changed architecture) drops it.
+    origin: tuple[str, bytes] | None = field(default=None, init=False, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(self.ops))
@@ -227,7 +230,8 @@ class NASBench201Space(SearchSpace[NASBench201Arch]):
         return list(self._decisions)
 
     def from_tokens(self, tokens: Sequence[int]) -> NASBench201Arch:
-        return NASBench201Arch(tuple(OPS[t] for t in self.check_tokens(tokens)))
+        tokens = self.check_tokens(tokens)
+        return self._with_origin(NASBench201Arch(tuple(OPS[t] for t in tokens)), tokens)
 
     def to_tokens(self, arch: NASBench201Arch) -> list[int]:
         if not isinstance(arch, NASBench201Arch):
