@@ -14,10 +14,11 @@ from latprof.lut._build import (
 from latprof.lut._runners import DEVICE_BATCH, Result, result_from_measurement
 from latprof.lut._tables import (
     SETTING_KEYS, CalibrationRow, LutEntry, finished_builds, load_calibration, load_entries, load_table,
+    table_identity,
 )
 
 __all__ = [
     "build_lut", "BuildSummary", "calibration_archs", "DEFAULT_CALIBRATION", "CALIBRATION_SEED", "LUT_RUNS",
     "LUT_WARMUP", "Result", "result_from_measurement", "DEVICE_BATCH", "SETTING_KEYS", "LutEntry", "CalibrationRow",
-    "load_table", "load_entries", "load_calibration", "finished_builds",
+    "load_table", "load_entries", "load_calibration", "finished_builds", "table_identity",
 ]

@@ -1,0 +1,135 @@
+"""Evidence: end-to-end latencies measured on a device, from any source, as :class:`Observation` rows.
+
+* a CSV of whole models (``model,latency_ms`` plus optional ``depth_multiplier,
+  resolution,device,runtime_version,source``; ``latprof results --csv`` works);
+* a CSV of architectures of a space (``arch,latency_ms``);
+* ``published``: the phone latencies shipped with latprof
+  (``published_pixel_latency.csv`` for whole models, ``<space>_latency.csv``
+  column ``<device>_ms`` for architectures of a space);
+* the device's own lookup-table calibration set (:func:`lut_observations`), at
+  the table's reference speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from latprof.data import PUBLISHED
+from latprof.errors import LatprofError, ParseError
+from latprof.space import ModelSpec, SearchSpace, get_space, model_spec
+from latprof.speed import probe_factor
+from latprof.userfiles import latency_ms, read_csv
+
+__all__ = ["Observation", "read_observations", "lut_observations", "PUBLISHED_MODELS"]
+
+PUBLISHED_MODELS = PUBLISHED / "published_pixel_latency.csv"
+_MAX_SKIP_NOTES = 5
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One end-to-end latency on the target device.
+
+    ``model`` is an architecture of the fit's space, or a :class:`~latprof.space.ModelSpec`
+    (a .tflite file, a named architecture, a Keras family) for whole-model fits.
+    ``family`` groups rows for leave-one-family-out.
+    """
+
+    model: Any
+    latency_ms: float
+    runtime: str = ""
+    source: str = ""
+    family: str = ""
+    space: SearchSpace | None = None  # the space ``model`` belongs to, when not the fit's
+
+    @property
+    def name(self) -> str:
+        return self.model.name if isinstance(self.model, ModelSpec) else str(getattr(self.model, "name", "")) or ""
+
+
+def read_observations(source: str | Path, device: str, space: SearchSpace | None = None,
+                      notify: Callable[[str], None] = lambda _: None) -> list[Observation]:
+    """Rows for ``device`` from a CSV file, or ``"published"``: architectures of ``space`` when given, else models."""
+    if space is not None:
+        return _space_rows(source, device, space, notify)
+    return _model_rows(source, device, notify)
+
+
+def _published_device(name: str) -> str:
+    return name.lower().replace(" ", "")  # "Pixel 1" -> "pixel1"
+
+
+def _model_rows(source: str | Path, device: str, notify: Callable[[str], None]) -> list[Observation]:
+    path = PUBLISHED_MODELS if str(source) == "published" else Path(source)
+    if not path.is_file():
+        raise ParseError(f"measurements file not found: {path}; pass a CSV with model,latency_ms columns or `published`")
+    columns, table = read_csv(path)
+    if not table or not {"model", "latency_ms"} <= set(columns):
+        raise ParseError(f"{path} needs at least the columns model,latency_ms (one row per measured model)")
+    rows, skipped = [], []
+    for number, raw in table:
+        row_device = raw.get("device")
+        if row_device and _published_device(row_device) != device and row_device != device:
+            continue
+        latency = latency_ms(raw["latency_ms"], path, number)
+        try:
+            multiplier = float(raw["depth_multiplier"]) if raw.get("depth_multiplier") else None
+            resolution = int(float(raw["resolution"])) if raw.get("resolution") else None
+            model = raw["model"]
+            if model.endswith(".tflite") and not Path(model).is_absolute() and (path.parent / model).exists():
+                model = str(path.parent / model)
+            spec = model_spec(model, multiplier, resolution)
+            rows.append(Observation(spec, latency, raw.get("runtime_version") or "", raw.get("source") or path.name,
+                                    spec.family))
+        except (LatprofError, ValueError) as exc:
+            skipped.append(f"line {number} ({raw.get('model')}): {exc}")
+    for reason in skipped:
+        notify(f"skipped {reason}")
+    if not rows:
+        raise ParseError(f"{path} has no usable rows for device {device}; check the device column and model names")
+    return rows
+
+
+def _space_rows(source: str | Path, device: str, space: SearchSpace,
+                notify: Callable[[str], None]) -> list[Observation]:
+    published = str(source) == "published"
+    path = PUBLISHED / f"{space.family}_latency.csv" if published else Path(source)
+    if not path.is_file():
+        if published:
+            raise ParseError(f"no published latencies ship for space {space.name}; pass a CSV with arch,latency_ms")
+        raise ParseError(f"measurements file not found: {path}; pass a CSV with arch,latency_ms columns")
+    columns, table = read_csv(path)
+    column = f"{device}_ms" if published else "latency_ms"
+    if not table or "arch" not in columns or column not in columns:
+        if published:
+            have = ", ".join(c[:-3] for c in columns if c.endswith("_ms"))
+            raise ParseError(f"the published {space.name} data has no device {device!r}; it has: {have}")
+        raise ParseError(f"{path} needs the columns arch,latency_ms (one row per measured architecture)")
+    rows, skipped = [], 0
+    for number, raw in table:
+        if not published and raw.get("device") and raw["device"] != device:
+            continue
+        latency = latency_ms(raw[column], path, number)
+        try:
+            rows.append(Observation(space.parse(raw["arch"]), latency, "", raw.get("source") or path.name))
+        except (LatprofError, ValueError) as exc:
+            skipped += 1
+            if skipped <= _MAX_SKIP_NOTES:
+                notify(f"skipped line {number}: {exc}")
+    if skipped > _MAX_SKIP_NOTES:
+        notify(f"skipped {skipped} rows in all")
+    if not rows:
+        raise ParseError(f"{path} has no usable {space.name} rows for device {device}")
+    return rows
+
+
+def lut_observations(calibration: list, space_name: str, ref_ms: float | None, beta: float) -> list[Observation]:
+    """The lookup-table calibration set (:class:`latprof.lut.CalibrationRow` list) at the reference speed."""
+    out = []
+    for c in calibration:
+        space = get_space(space_name, **c.params)
+        ms = c.median_ms * probe_factor(c.settings.get("probe_ms"), ref_ms, beta)
+        out.append(Observation(space.parse(c.arch), ms, "", "calibration set", space=space))
+    return out

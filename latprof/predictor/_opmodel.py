@@ -1,0 +1,171 @@
+"""The operator regression: a cost for any operator, and for layers no table holds.
+
+An operator of fine kind ``k`` (:func:`latprof.space.op_kind`) costs
+``coef[k] @ op.features()`` (``[1, MACs/1e6, in/1e5, out/1e5, weights/1e5]``),
+fitted by non-negative least squares on relative error over table entries
+(each a sum of its operators' vectors). A kind no entry exercised borrows the
+coefficients of the nearest measured kind (:data:`_BORROW`), then its family's,
+then the mean of all. The neighbour correction (:class:`Neighbours`) then
+multiplies a layer's estimate by the distance-weighted geometric mean of the
+table/model ratios of its nearest siblings (same op, kernel, stride, expansion,
+SE, skip, relaxed in steps), so a 112-filter block between the 96- and
+120-filter entries inherits their measured efficiency.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy.optimize import nnls
+
+from latprof.errors import PredictorError
+from latprof.space import OP_KINDS, LayerConfig, Operator, layer_operators, op_kind
+
+__all__ = ["OpRegression", "Neighbours", "analytic_regression", "fit_op_regression", "layer_estimate", "N_FEATURES"]
+
+N_FEATURES = 5
+_K_NEAREST = 4
+# Kinds a table may lack, and the measured kinds whose coefficients they borrow first.
+_BORROW = {
+    "conv7s1": ("conv5s1", "conv3s1"), "conv7s2": ("conv5s2", "conv3s2"), "conv5s1": ("conv3s1",),
+    "conv5s2": ("conv3s2",), "conv3s1": ("conv3s2",), "conv1x1_g": ("conv1x1",), "conv1x1_vec": ("conv1x1",),
+    "dw7s1": ("dw5s1", "dw3s1"), "dw7s2": ("dw5s2", "dw3s2"), "dw5s2": ("dw3s2",), "dw3s2": ("dw5s2",),
+    "maxpool": ("pool", "mean"), "pool": ("maxpool", "mean"), "mean": ("pool",), "act": ("mul", "add"),
+    "softmax": ("act", "mul"), "concat": ("copy", "add"), "pad": ("copy", "add"), "reshape": ("copy",),
+    "copy": ("reshape", "add"), "resize": ("copy", "add"), "mul": ("add",), "add": ("mul",), "other": ("add",),
+}
+# A generic mobile core: 5 GMAC/s, 6 GB/s (float32), 5 us per operator, in op.features() units.
+_ANALYTIC = np.array([0.005, 1e6 / 5e6, 1e5 / 1.5e6, 1e5 / 1.5e6, 1e5 / 1.5e6])
+
+
+@dataclass(frozen=True)
+class OpRegression:
+    """Per fine kind, the cost coefficients of :meth:`latprof.space.Operator.features` (ms)."""
+
+    coef: dict[str, np.ndarray]
+
+    def op_ms(self, op: Operator) -> float:
+        return float(self._kind(op_kind(op)) @ op.features())
+
+    def ops_ms(self, ops: Iterable[Operator]) -> np.ndarray:
+        """Each operator's cost (ms)."""
+        return np.array([self.op_ms(op) for op in ops])
+
+    def _kind(self, kind: str) -> np.ndarray:
+        return self.coef.get(kind, self.coef.get("other", _ANALYTIC))
+
+    def scaled(self, per_kind: dict[str, float], per_op_ms: dict[str, float] | None = None,
+               plus: "OpRegression | None" = None, plus_factor: float = 0.0) -> "OpRegression":
+        """``factor(kind) * self + per-op ms (constant term) + plus_factor * plus``, kind by kind."""
+        out = {}
+        for kind in OP_KINDS:
+            c = self._kind(kind) * per_kind.get(kind, 1.0)
+            if per_op_ms:
+                c = c + np.r_[per_op_ms.get(kind, 0.0), np.zeros(N_FEATURES - 1)]
+            if plus is not None and plus_factor:
+                c = c + plus_factor * plus._kind(kind)
+            out[kind] = c
+        return OpRegression(out)
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {k: [float(v) for v in c] for k, c in self.coef.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Sequence[float]]) -> "OpRegression":
+        return cls({k: np.asarray(v, float) for k, v in data.items()})
+
+
+def analytic_regression() -> OpRegression:
+    """The analytic prior as a regression: the same coefficients for every kind."""
+    return OpRegression({kind: _ANALYTIC.copy() for kind in OP_KINDS})
+
+
+def _design(op_lists: Sequence[Sequence[Operator]]) -> np.ndarray:
+    index = {k: i for i, k in enumerate(OP_KINDS)}
+    X = np.zeros((len(op_lists), len(OP_KINDS) * N_FEATURES))
+    for row, ops in enumerate(op_lists):
+        for op in ops:
+            i = index[op_kind(op)] * N_FEATURES
+            X[row, i:i + N_FEATURES] += op.features()
+    return X
+
+
+def fit_op_regression(op_lists: Sequence[Sequence[Operator]], ms: np.ndarray) -> OpRegression:
+    """NNLS on relative error: each row is a layer (or one operator) timed alone, ``ms`` its time."""
+    ms = np.asarray(ms, float)
+    if len(ms) < 2:
+        raise PredictorError("the lookup table has fewer than 2 entries; run `latprof build-lut` to fill it")
+    X = _design(op_lists)
+    w = 1.0 / np.maximum(ms, 1e-6)
+    Xw = X * w[:, None]
+    scale = np.maximum(np.abs(Xw).max(axis=0), 1e-12)
+    coef, _ = nnls(Xw / scale, ms * w, maxiter=50 * X.shape[1])
+    coef = (coef / scale).reshape(len(OP_KINDS), N_FEATURES)
+    seen = np.abs(X).reshape(len(ms), len(OP_KINDS), N_FEATURES).sum(axis=(0, 2)) > 0
+    measured = {k: coef[i] for i, k in enumerate(OP_KINDS) if seen[i]}
+    return OpRegression(_fill(measured))
+
+
+def _fill(measured: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Coefficients for every kind: measured, else borrowed (:data:`_BORROW`), else the family's, else the mean."""
+    if not measured:
+        return analytic_regression().coef
+    mean = np.mean(list(measured.values()), axis=0)
+    out = dict(measured)
+    for kind in OP_KINDS:
+        if kind in out:
+            continue
+        donor = next((measured[d] for d in _BORROW.get(kind, ()) if d in measured), None)
+        out[kind] = donor if donor is not None else mean
+    return out
+
+
+def _family_keys(layer: LayerConfig) -> tuple[tuple, ...]:
+    se = layer.se_ratio > 0
+    return ((layer.op, layer.kernel, layer.stride, layer.expansion, se, layer.skip),
+            (layer.op, layer.kernel, layer.stride, layer.expansion, se), (layer.op, layer.kernel, layer.stride),
+            (layer.op,))
+
+
+def _position(layer: LayerConfig) -> np.ndarray:
+    return np.array([math.log(layer.in_channels), math.log(layer.out_channels), math.log(layer.resolution)])
+
+
+@dataclass
+class Neighbours:
+    """Measured layers grouped by family, with their log ratios to the regression."""
+
+    families: list[dict[tuple, tuple[np.ndarray, np.ndarray]]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, layers: Sequence[LayerConfig], ms: np.ndarray, estimate: np.ndarray) -> "Neighbours":
+        resid = np.log(np.maximum(ms, 1e-6) / np.maximum(estimate, 1e-6))
+        levels: list[dict[tuple, list]] = [{} for _ in range(4)]
+        for layer, r in zip(layers, resid):
+            for level, key in zip(levels, _family_keys(layer)):
+                level.setdefault(key, []).append((_position(layer), r))
+        return cls([{k: (np.array([p for p, _ in v]), np.array([r for _, r in v])) for k, v in level.items()}
+                    for level in levels])
+
+    def factor(self, layer: LayerConfig) -> float:
+        """The ratio to apply to the regression's estimate of ``layer`` (1 when no sibling is known)."""
+        pos = _position(layer)
+        for level, key in enumerate(_family_keys(layer)):
+            found = self.families[level].get(key) if self.families else None
+            if found is None:
+                continue
+            points, resid = found
+            d = np.abs(points - pos) @ np.array([1.0, 1.0, 2.0])
+            nearest = np.argsort(d)[:_K_NEAREST]
+            w = 1.0 / (d[nearest] + 0.1)
+            return math.exp(float(resid[nearest] @ w / w.sum()))
+        return 1.0
+
+
+def layer_estimate(regression: OpRegression, layer: LayerConfig) -> float:
+    """The regression's cost of a whole layer (ms)."""
+    return float(regression.ops_ms(layer_operators(layer)).sum())
+
