@@ -24,8 +24,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from latprof.errors import PredictorError
-from latprof.predict import layer_ops as layer_operators
-from latprof.space import LayerConfig, SearchSpace
+from latprof.space import FAMILIES, LayerConfig, SearchSpace, layer_operators, op_family
 
 __all__ = ["FlopsModel", "OpCountModel", "OneHotModel", "fit_flops", "fit_op_counts", "fit_onehot", "op_counts",
            "ONEHOT_PENALTIES"]
@@ -120,25 +119,6 @@ def fit_op_counts(counts: Any, y: Any) -> OpCountModel:
         raise PredictorError(f"{len(counts)} count rows for {len(y)} latencies; pass one per row")
     theta, _ = _relative_nnls(np.column_stack([np.ones(len(y)), counts]), y, [""] * len(y), "")
     return OpCountModel(float(theta[0]), theta[1:])
-
-
-# Until latprof.space has the one layer -> operators description and taxonomy (issue 16), a stand-in: switching is
-# dropping this block for `from latprof.space import FAMILIES, layer_operators, op_family`.
-FAMILIES = ("conv", "depthwise", "pointwise", "se", "pooling", "elementwise", "other")
-_POOLING = {"MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
-_ELEMENTWISE = {"ADD", "MUL", "SUB", "DIV", "HARD_SWISH", "LOGISTIC", "RELU", "RELU6", "TANH", "MAXIMUM", "MINIMUM"}
-
-
-def op_family(op: Any) -> str:
-    if op.kind == "DEPTHWISE_CONV_2D":
-        return "depthwise"
-    if op.kind == "CONV_2D":
-        return "conv" if op.kernel > 1 else "se" if op.out_spatial == 1 else "pointwise"
-    if op.kind in _POOLING:
-        return "pooling"
-    if op.kind in _ELEMENTWISE:
-        return "se" if op.out_spatial == 1 else "elementwise"
-    return "other"
 
 
 @lru_cache(maxsize=65536)
