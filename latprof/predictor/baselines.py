@@ -24,6 +24,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from latprof.errors import PredictorError
+from latprof.predictor._solve import ridge_loo
 from latprof.space import FAMILIES, LayerConfig, SearchSpace, layer_operators, op_family
 
 __all__ = ["FlopsModel", "OpCountModel", "OneHotModel", "fit_flops", "fit_op_counts", "fit_onehot", "op_counts",
@@ -174,16 +175,10 @@ def fit_onehot(tokens: Any, n_choices: Sequence[int], y: Any) -> OneHotModel:
     X, y = _onehot(tokens, n_choices), np.asarray(y, float).reshape(-1)
     if len(X) != len(y) or len(y) < 2:
         raise PredictorError(f"{len(X)} token rows for {len(y)} latencies; pass one per row, at least 2")
-    xm, ym = X.mean(axis=0), y.mean()
-    Xc, yc = X - xm, y - ym
-    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-    best: tuple[float, float, np.ndarray] | None = None
+    M = np.column_stack([np.ones(len(y)), X])
+    fits = []
     for penalty in ONEHOT_PENALTIES:
-        shrink = s / (s ** 2 + penalty)
-        w = Vt.T @ (shrink * (U.T @ yc))
-        hat = 1.0 / len(y) + np.einsum("ij,j,ij->i", U, s * shrink, U)
-        err = float(np.mean(((yc - Xc @ w) / np.clip(1 - hat, 1e-9, None)) ** 2))
-        if best is None or err < best[0]:
-            best = (err, penalty, w)
-    _, penalty, w = best
-    return OneHotModel(float(ym - xm @ w), w, n_choices, float(penalty))
+        w, loo = ridge_loo(M, y, np.r_[0.0, np.full(X.shape[1], penalty)])
+        fits.append((float(np.mean(loo ** 2)), penalty, w))
+    _, penalty, w = min(fits, key=lambda f: f[0])
+    return OneHotModel(float(w[0]), w[1:], n_choices, float(penalty))
