@@ -158,13 +158,18 @@ def _rows(observations: Sequence[Observation], space: SearchSpace | None) -> lis
     return [Row(_units(o, space), o.latency_ms, o.runtime) for o in observations]
 
 
-def select_archs(rows_units: Sequence[Sequence[Unit]], count: int, prior: Prior, *, how: str = "random",
-                 seed: int = 0, ridge: float = 1e-2) -> list[int]:
-    """Which ``count`` of the candidates (their units) to measure: ``random`` (seeded) or ``active``.
+def select_archs(space: SearchSpace, archs: Sequence[Any], count: int, prior: Prior, *, how: str = "active",
+                 seed: int = 0) -> list[int]:
+    """Indices of the ``count`` of ``archs`` to measure: ``random`` (seeded) or ``active``.
 
     Active: greedy D-optimal design over per-family prior costs; each pick is the candidate
     whose prediction the picks so far constrain least. It needs no latencies.
     """
+    return _select([arch_units(space, a) for a in archs], count, prior, how=how, seed=seed)
+
+
+def _select(rows_units: Sequence[Sequence[Unit]], count: int, prior: Prior, *, how: str, seed: int,
+            ridge: float = 1e-2) -> list[int]:
     n = len(rows_units)
     if how == "random":
         return sorted(random.Random(seed).sample(range(n), min(count, n)))
@@ -224,7 +229,7 @@ def fit_predictor(store: Store, device: str, space: str | SearchSpace | None = "
     rows = _rows(observations, space_obj)
     chosen = list(range(len(rows)))
     if samples is not None and samples < len(rows):
-        chosen = select_archs([r.units for r in rows], samples, prior_obj, how=select, seed=seed)
+        chosen = _select([r.units for r in rows], samples, prior_obj, how=select, seed=seed)
     model, loo, kept = fit_units([rows[i] for i in chosen], prior_obj, runtime=runtime)
     document = _document(device, space_obj, variants, prior_obj, model, rows, chosen, loo, kept, store)
     report = _report(device, space_obj, prior_obj, model, rows, observations, chosen, loo, kept, document)
@@ -340,7 +345,8 @@ def _report(device: str, space: SearchSpace | None, prior: Prior, model: UnitMod
     if len(fitted) >= 3:
         report["baselines_leave_one_out"] = {name: error_summary(pred, y)
                                              for name, pred in _loo_baselines(fitted).items()}
-    if getattr(prior, "width_cv", None):
+    if getattr(prior, "own", False):
+        report["table_entries"] = len(prior.table)
         report["regression_leave_width_out"] = prior.width_cv
     held = np.setdiff1d(np.arange(len(rows)), chosen)
     if len(held):

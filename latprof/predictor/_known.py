@@ -19,7 +19,7 @@ from latprof.data import PUBLISHED
 from latprof.predictor._model import Row, fit_units
 from latprof.predictor._priors import AnalyticPrior, analytic_ms
 from latprof.predictor._units import arch_units, layer_unit
-from latprof.space import SearchSpace
+from latprof.space import SearchSpace, get_space
 from latprof.userfiles import read_csv
 
 __all__ = ["known_costs", "rescale", "MAX_ROWS"]
@@ -30,7 +30,7 @@ _SEED = 0
 
 def _shipped(space: SearchSpace):
     path = PUBLISHED / f"{space.family}_latency.csv"
-    if not path.is_file() or space.params() != type(space)().params():
+    if not path.is_file() or space.params() != get_space(space.name).params():
         return None, []
     columns, _ = read_csv(path)
     return path, [c[:-3] for c in columns if c.endswith("_ms")]
