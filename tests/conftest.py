@@ -9,10 +9,17 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> Path:
+    """One cache for the session: models built and known devices fitted once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _private_home(tmp_path_factory, monkeypatch):
-    """Keep every test away from the user's database, adb key and configs."""
+def _private_home(tmp_path_factory, monkeypatch, _session_cache):
+    """Keep every test away from the user's database, adb key, configs and cache."""
     home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LATPROF_CACHE", str(_session_cache))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("LATPROF_DB", str(home / "latprof.db"))
     monkeypatch.delenv("ANDROID_USER_HOME", raising=False)

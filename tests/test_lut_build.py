@@ -166,7 +166,8 @@ def test_predict_without_a_table_names_the_command(tmp_path):
                                 obj={"db": str(tmp_path / "empty.db")})
     assert isinstance(result.exception, LookupTableError)
     assert str(result.exception) == ("no lookup table for device pixel1 (space mnasnet); "
-                                     "run `latprof build-lut --device pixel1`")
+                                     "run `latprof build-lut --device pixel1` or "
+                                     "`latprof calibrate --device pixel1 --from CSV|published`")
 
 
 # ---------------------------------------------------------------- a phone, through latprof.measure

@@ -100,43 +100,39 @@ def _pct(x: float) -> str:
 @click.command()
 @device_option()
 @space_option()
-@click.option("--folds", type=click.IntRange(min=2), default=10, show_default=True,
-              help="Cross-validation folds for the end-to-end correction.")
 @json_option
 @db_option
 @click.pass_context
-def fit(ctx, device_name, space_name, folds, as_json, db):
-    """Fit a device's predictor from its lookup table and calibration set; report cross-validated error."""
-    from latprof.predict import fit_predictor, save_predictor
+def fit(ctx, device_name, space_name, as_json, db):
+    """Fit a device's predictor from its lookup table and calibration set; report leave-one-out error."""
+    from latprof.predictor import fit_predictor, save_predictor
 
     with open_store(ctx, db) as store:
-        model, report = fit_predictor(store, device_name, space_name, folds=folds)
-        predictor_id = save_predictor(store, model, report)
+        fitted = fit_predictor(store, device_name, space_name)
+        predictor_id = save_predictor(store, fitted)
+    report = fitted.report
     if as_json:
         echo_json({"id": predictor_id, **report})
         return
-    e2e = report["end_to_end_cv"]
     lines = [f"{device_name} ({space_name}): {report['table_entries']} table entries, "
-             f"{report['calibration_archs']} calibration architectures; stored as predictor #{predictor_id}"]
-    for title, key in (("layer regression, random 5-fold", "regression_cv_random_5fold"),
-                       ("layer regression, unseen widths", "regression_cv_leave_width_out")):
-        r = report[key]["with_siblings"]
-        lines.append(f"  {title:<34} MAPE {_pct(r['mape']):>6}  within 10% {_pct(r['within_10']):>6}  "
-                     f"(cost model alone: MAPE {_pct(report[key]['cost_model_only']['mape'])})")
-    lines.append(f"  end to end, {e2e['folds']}-fold CV on calibration set:")
-    for name, label in (("latprof", "latprof"), ("plain_table_sum", "plain table sum"),
-                        ("flops_linear", "FLOPs-linear")):
-        r = e2e[name]
-        lines.append(f"    {label:<16} within 5% {_pct(r['within_5']):>6}  within 10% {_pct(r['within_10']):>6}  "
-                     f"MAPE {_pct(r['mape']):>6}  RMSE {r['rmse_ms']:.3f} ms  Kendall tau {r['kendall_tau']:.3f}")
-    curve = ", ".join(f"{n}: {_pct(r['mape'])}" for n, r in report["calibration_learning_curve"].items())
-    if curve:
-        lines.append(f"  correction MAPE vs calibration architectures used: {curve}")
-    c = report["correction"]
-    lines.append(f"  correction: intercept {c['intercept_ms']:.3f} ms, per layer {c['per_layer_ms']:+.4f} ms, scale "
-                 + ", ".join(f"{k} {v:.3f}" for k, v in c["scale"].items()))
-    if report["probe_ref_ms"] is not None:
-        lines.append(f"  speed probe: reference {report['probe_ref_ms']:.4f} ms, exponent {report['probe_beta']:.2f}")
+             f"{report['fitted_on']} calibration architectures; stored as predictor #{predictor_id}"]
+    width = report["regression_leave_width_out"]
+    lines.append(f"  layer regression, unseen widths: MAPE {_pct(width['with_neighbours']['mape']):>6}  within 10% "
+                 f"{_pct(width['with_neighbours']['within_10']):>6}  (regression alone: MAPE "
+                 f"{_pct(width['regression_only']['mape'])})")
+    lines.append(f"  end to end, leave-one-out on the calibration set ({report['fitted_on']} architectures):")
+    base = report.get("baselines_leave_one_out", {})
+    for label, r in (("latprof", report["leave_one_out"]), ("FLOPs-linear", base.get("flops")),
+                     ("op-kind counts", base.get("op_counts"))):
+        if r:
+            lines.append(f"    {label:<16} within 5% {_pct(r['within_5']):>6}  within 10% {_pct(r['within_10']):>6}  "
+                         f"MAPE {_pct(r['mape']):>6}  RMSE {r['rmse_ms']:.3f} ms  Kendall tau {r['kendall_tau']:.3f}")
+    m = report["model"]
+    lines.append(f"  model: intercept {m['intercept_ms']:.3f} ms, per layer {m['per_layer_ms']:+.4f} ms, shared ratio "
+                 f"{m['ratio']:.3f}, penalties (aux, family, key) {m['lambdas']}")
+    speed = fitted.document["speed"]
+    if speed and speed["probe_ref_ms"] is not None:
+        lines.append(f"  speed probe: reference {speed['probe_ref_ms']:.4f} ms, exponent {speed['probe_beta']:.2f}")
     click.echo("\n".join(lines))
 
 
@@ -154,7 +150,7 @@ def fit(ctx, device_name, space_name, folds, as_json, db):
 def predict(ctx, models, from_file, device_name, space_name, at_current_speed, as_json, db):
     """Predict the latency of architectures (names, strings, JSON) or .tflite files on a device."""
     from latprof.errors import ArchitectureError
-    from latprof.predict import load_predictor, predictor_speed
+    from latprof.predictor import load_predictor
     from latprof.space import get_space
     from latprof.userfiles import read_text
 
@@ -166,25 +162,23 @@ def predict(ctx, models, from_file, device_name, space_name, at_current_speed, a
         raise click.UsageError("name at least one architecture or .tflite file, or pass --from FILE")
     with open_store(ctx, db, writable=False) as store:
         predictor = load_predictor(device_name, space_name, store=store)
-    space = get_space(space_name, **getattr(predictor, "space_params", {}))
-    speed = predictor_speed(getattr(predictor, "model", {}))
-    now = _current_speed(device_name, getattr(predictor, "model", {}), speed) if at_current_speed else None
+    space = get_space(space_name, **predictor.space_params)
+    speed = predictor.speed
+    now = _current_speed(device_name, predictor.document, speed) if at_current_speed else None
     results = []
     for text in texts:
         if text.endswith(".tflite") or _is_file(text):
-            if not hasattr(predictor, "predict_tflite"):
-                raise ArchitectureError(f"the {space_name} predictor of {device_name} predicts architectures of the "
-                                        f"space, not .tflite files; pass an architecture string")
-            results.append((text, predictor.predict_tflite(text)))
+            results.append((text, predictor.predict(Path(text))))
             continue
         try:
             arch = space.parse(text)
         except ArchitectureError as exc:
             raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
         results.append((getattr(arch, "name", None) or space.format(arch), predictor.predict(arch)))
+    measured_with = predictor.measured_with
     if as_json:
-        measured_with = getattr(predictor, "model", {}).get("measured_with")
-        out = [{"model": name, **p.to_dict(), **_speed_json(p, speed, now), "measured_with": measured_with}
+        out = [{"model": name, **p.to_dict(), **_speed_json(p, speed, now), "measured_with": measured_with,
+                "prior": predictor.prior}
                for name, p in results]
         echo_json(out if len(out) > 1 else out[0])
         return
@@ -193,13 +187,13 @@ def predict(ctx, models, from_file, device_name, space_name, at_current_speed, a
         if set(sources) <= {"table", "regression"}:
             counts = (f"{sources['table']} layers from the table, {sources['regression']} from the regression "
                       f"({_pct(p.regression_share)} of the latency)")
-        else:  # a calibrated device: layers scaled from the reference device
-            counts = ", ".join(f"{n} layers {source}" for source, n in sorted(sources.items()))
+        else:  # a calibrated device: layers from its fit over a prior
+            counts = ", ".join(f"{n} layers {source}" for source, n in sorted(sources.items())) + \
+                f" (prior: {predictor.prior})"
         click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); {counts}")
-        if getattr(predictor, "runtime", ""):
+        if predictor.runtime:
             click.echo(f"  for runtime {predictor.runtime!r} (`latprof calibrate --runtime` picks another)")
         click.echo(_speed_line(p, speed, now))
-        measured_with = getattr(predictor, "model", {}).get("measured_with")
         if measured_with:
             click.echo(f"  for {measured_with['threads']} thread(s), delegate {measured_with['delegate']} "
                        "(the settings its table was measured with)")
@@ -209,7 +203,7 @@ def predict(ctx, models, from_file, device_name, space_name, at_current_speed, a
             click.echo(f"  {r.name:<12}{r.ms:>9.3f}  {r.source:<11}{r.layer_key}")
 
 
-def _current_speed(device_name: str, model: dict, speed) -> float:
+def _current_speed(device_name: str, document: dict, speed) -> float:
     """The probe time on the device now, under the settings the predictor's probe times were taken with."""
     from latprof.devices import open_device
     from latprof.errors import PredictorError
@@ -220,7 +214,7 @@ def _current_speed(device_name: str, model: dict, speed) -> float:
     if speed is None:
         raise PredictorError(f"the predictor of {device_name} was fitted without the speed probe, so its speed is "
                              "unknown; rebuild its table with the probe (`latprof build-lut` without --no-probe)")
-    identity = model.get("probe_identity") or {}
+    identity = (document.get("speed") or {}).get("probe_identity") or {}
     with open_device(device_name) as device:
         request = build_request(device, threads=identity.get("threads"), core_mask=identity.get("core_mask"),
                                 delegate=identity.get("delegate"))

@@ -175,7 +175,7 @@ def _document(result: SearchResult, top: int, paths: dict[str, Path], checked: d
 def _predictor(config: SearchConfig, store: Store) -> LatencyModel:
     from latprof.devices import list_configs
     from latprof.errors import LatprofError, UnknownDeviceError
-    from latprof.predict import load_predictor
+    from latprof.predictor import load_predictor
 
     try:
         return load_predictor(config.device, config.space, store=store)
@@ -212,8 +212,9 @@ def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimat
     n = _source_note
     reward = config.make_reward()
     auto = f"auto -> {config.reward_mode}, " if config.reward == "auto" else ""
-    kind = "calibrated" if hasattr(predictor, "calibration") else "lookup-table"
-    latency = (f"predictor: {config.device}'s {kind} predictor (latprof.predict)" if predictor is not None
+    kind = "lookup-table" if getattr(predictor, "prior", "") == "table" else "calibrated"
+    prior = f"prior {predictor.prior}, " if predictor is not None and hasattr(predictor, "prior") else ""
+    latency = (f"predictor: {config.device}'s {kind} predictor ({prior}latprof.predictor)" if predictor is not None
                else f"measure: every sample exported to .tflite and benchmarked on {config.device}")
     space = config.make_space()
     controller = config.make_controller(space)

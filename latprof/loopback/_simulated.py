@@ -6,7 +6,7 @@ whose benchmark costs the host almost nothing, so many fit on a small machine
 predicted latency on DEVICE times a little log-normal noise; the tool sleeps
 for the whole benchmark (warm-up and timed runs) and prints the real output.
 
-The prediction is DEVICE's fitted lookup-table predictor (``latprof fit``)
+The prediction is DEVICE's stored predictor (``latprof fit`` or ``latprof calibrate``)
 when the store has one; otherwise a multiply-add rate: ``MACS_PER_CYCLE`` per
 cycle of the config's fastest core, plus ``OP_OVERHEAD_MS`` per operator.
 """
@@ -46,9 +46,9 @@ class SimulatedSpeed:
         self.device, self.noise = device, noise
         self._random = random.Random(seed)
         self._cache: dict[str, float] = {}
-        self._predictor = _table_predictor(device, db)
+        self._predictor = _stored_predictor(device, db)
         if self._predictor is not None:
-            self.source = f"{device}'s fitted lookup-table predictor"
+            self.source = f"{device}'s fitted predictor (prior {self._predictor.prior})"
         else:
             self._clock_hz = _fastest_core_hz(device)
             self.source = (f"{device} at {MACS_PER_CYCLE:g} multiply-adds per cycle of its fastest core "
@@ -65,7 +65,7 @@ class SimulatedSpeed:
 
     def _predict(self, path: Path) -> float:
         if self._predictor is not None:
-            return float(self._predictor.predict_tflite(path).latency_ms)
+            return float(self._predictor.predict(path).latency_ms)
         from latprof.space import read_tflite_ops
 
         ops = read_tflite_ops(path)
@@ -80,16 +80,15 @@ class SimulatedSpeed:
         return SimulatedRun(_INIT_US, tuple(times[:warmup_runs]), tuple(times[warmup_runs:]))
 
 
-def _table_predictor(device: str, db: str | None):
-    from latprof.predict import Predictor, load_predictor
+def _stored_predictor(device: str, db: str | None):
+    from latprof.predictor import load_predictor
     from latprof.store import Store
 
     try:
         with Store(db) as store:
-            predictor = load_predictor(device, "mnasnet", store=store)
+            return load_predictor(device, "mnasnet", store=store)
     except LatprofError:
         return None
-    return predictor if isinstance(predictor, Predictor) else None  # a calibrated one would run the model
 
 
 def _fastest_core_hz(device: str) -> float:

@@ -15,7 +15,7 @@ XNNPACK-internal rows that do not map back to our layers; turning XNNPACK off
 to get per-op rows would measure a different runtime. A micro-model per layer
 gives exactly the latency the table key means, with the same runtime and
 delegate; what running layers in sequence changes is learnt by the fitted
-end-to-end correction (:mod:`latprof.predict`) from the calibration set.
+end-to-end correction (:mod:`latprof.predictor`) from the calibration set.
 """
 
 from __future__ import annotations

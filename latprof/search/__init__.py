@@ -9,7 +9,7 @@
   2021), :class:`ProxyTrainEstimator` (a few epochs on ``shapes10`` or a folder),
   :class:`CallableEstimator` (``python:MODULE:FUNCTION``); all are proxies.
 * Latency: any :class:`LatencyModel` (``predict_many``), e.g. the predictor of
-  :mod:`latprof.predict`, or :class:`MeasuredLatency` on a device.
+  :mod:`latprof.predictor`, or :class:`MeasuredLatency` on a device.
 * :func:`write_outputs`, :func:`verify`, :func:`pareto_front`: the result files
   and on-device checks.
 """

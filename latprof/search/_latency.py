@@ -21,7 +21,7 @@ __all__ = ["LatencyModel", "MeasuredLatency"]
 
 @runtime_checkable
 class LatencyModel(Protocol):
-    """Latency in milliseconds of each architecture (``latprof.predict.Predictor`` is one)."""
+    """Latency in milliseconds of each architecture (``latprof.predictor.LatencyPredictor`` is one)."""
 
     def predict_many(self, archs: Sequence[Architecture]) -> np.ndarray: ...
 

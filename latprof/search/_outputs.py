@@ -46,7 +46,7 @@ def verify(trials: Sequence[Trial], measured: LatencyModel, target_ms: float,
            predictor: Any | None = None, space: SearchSpace | None = None) -> list[dict[str, Any]]:
     """Measure each trial's architecture (``measured``, e.g. MeasuredLatency) next to its predicted latency.
 
-    With a ``predictor`` that has ``predict(arch)`` (latprof.predict), its band is included.
+    With a ``predictor`` that has ``predict(arch)`` (latprof.predictor), its band is included.
     """
     space = space or get_space("mnasnet")
     archs = [space.parse(t.arch) for t in trials]

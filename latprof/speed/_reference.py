@@ -5,7 +5,7 @@ around it: ``latency * (reference_probe_ms / probe_ms) ** beta``. The reference
 of a device is, in this order of preference:
 
 1. the fitted predictor's (``probe_ref_ms``, ``probe_beta``, registered here by
-   :func:`latprof.predict.save_predictor`), so that measured and predicted
+   :func:`latprof.predictor.save_predictor`), so that measured and predicted
    figures are on one scale;
 2. else the device's own, established by the first measurement timed with the
    probe under the same settings (its fastest probe time, exponent 1) and kept
