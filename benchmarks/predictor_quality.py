@@ -47,8 +47,7 @@ from scipy.stats import spearmanr
 
 from latprof.data import PUBLISHED
 from latprof.errors import LatprofError
-from latprof.predictor import baselines
-from latprof.predictor._metrics import error_summary
+from latprof.predictor import baselines, error_summary
 from latprof.space import SearchSpace, get_space
 from latprof.store import Store
 
@@ -141,7 +140,7 @@ class Features:
         self.space, self.archs = space, archs
         self.macs = np.array([space.count_params_macs(a)[1] for a in archs], float)
         self.counts, self.families = baselines.op_counts(space, archs)
-        self.tokens = np.array([space.to_tokens(a) for a in archs])
+        self.tokens = space.encode(archs)
         self.n_choices = [len(d.choices) for d in space.decisions()]
 
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from latprof.errors import PredictorError
-from latprof.predictor import baselines
-from latprof.predictor._metrics import error_summary
+from latprof.predictor import baselines, error_summary
 from latprof.space import get_space
 from latprof.space._nasbench201 import CELLS_PER_STAGE, OPS
 
