@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from latprof.errors import ArchitectureError
-from latprof.predict._features import layer_ops
-from latprof.space import LayerConfig, MnasNetSpace, export_tflite, parse_arch, read_tflite_ops
+from latprof.space import LayerConfig, MnasNetSpace, export_tflite, layer_operators, parse_arch, read_tflite_ops
 from latprof.space._flatbuffer import write_tflite
 
 LAYERS = [
@@ -106,7 +105,7 @@ def test_predictor_op_model_matches_the_written_operators(tmp_path):
     for i, layer in enumerate(layers):
         ops = read_tflite_ops(write_tflite(layer, tmp_path / f"l{i}.tflite"))
         written = Counter((op.name, sum(t.size for t in op.outputs), op.macs()) for op in ops)
-        modelled = Counter((d.kind, d.out_elems, d.macs) for d in layer_ops(layer))
+        modelled = Counter((d.kind, d.out_elems, d.macs) for d in layer_operators(layer))
         assert written == modelled, layer.layer_key()
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from latprof.errors import ArchitectureError
-from latprof.predict._features import layer_ops
 from latprof.space import (
     FBNetArch,
     FBNetSpace,
@@ -21,6 +20,7 @@ from latprof.space import (
     format_arch,
     get_space,
     keras_to_tflite,
+    layer_operators,
     parse_arch,
     read_tflite_ops,
 )
@@ -149,7 +149,7 @@ def test_grouped_layer_tflite_runs_and_matches_the_models(layer, tmp_path):
     assert conv.inputs[1].shape == (layer.mid_channels, 1, 1, layer.in_channels // 2)  # grouped filter
     assert sum(op.macs() for op in ops) == layer.macs()
     written = Counter((op.name, sum(t.size for t in op.outputs), op.macs()) for op in ops)
-    assert written == Counter((d.kind, d.out_elems, d.macs) for d in layer_ops(layer))
+    assert written == Counter((d.kind, d.out_elems, d.macs) for d in layer_operators(layer))
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))

@@ -12,8 +12,8 @@ import pytest
 
 from latprof.data import PUBLISHED
 from latprof.errors import ArchitectureError
-from latprof.predict import layer_ops
-from latprof.space import LayerConfig, NASBench201Arch, get_space, keras_to_tflite, read_tflite_ops
+from latprof.space import (LayerConfig, NASBench201Arch, get_space, keras_to_tflite, layer_operators,
+                           read_tflite_ops)
 from latprof.space._flatbuffer import layer_tflite_bytes
 
 CSV = PUBLISHED / "nasbench201_latency.csv"
@@ -96,7 +96,7 @@ def test_unique_layer_configs_cover_samples_and_have_consistent_operators(run, p
         assert set(run.layers(arch)) <= unique and set(pruned.layers(arch)) <= unique
     for layer in unique:
         assert LayerConfig.from_key(layer.layer_key()) == layer
-        assert tuple(op.kind for op in layer_ops(layer)) == layer.tflite_ops()
+        assert tuple(op.kind for op in layer_operators(layer)) == layer.tflite_ops()
 
 
 @pytest.mark.parametrize("op", ["cn", "relu", "pool", "add", "res", "bnrelu"])
