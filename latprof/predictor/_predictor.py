@@ -106,8 +106,7 @@ class LatencyPredictor:
         self._units: dict[str, tuple[float, str]] = {}
         arch_space = self.space if self.space != "*" else space
         self._space_obj = get_space(arch_space, **self.space_params) if arch_space else None
-        self._slots: tuple[np.ndarray, np.ndarray, list, np.ndarray] | None = None
-        self._slot_rows: dict[tuple[int, int], tuple[LayerPrediction, ...]] = {}
+        self._slots: _Slots | None = None
         self._memo: dict[bytes, float] = {}
 
     @property
@@ -148,9 +147,12 @@ class LatencyPredictor:
             self._neighbours = Neighbours.build(layers, np.array(ms), np.array(estimates))
         return self._neighbours.factor(layer)
 
-    def _assemble(self, rows: Sequence[LayerPrediction]) -> Prediction:
-        total = self.intercept_ms + sum(r.ms for r in rows)
-        unpriced = sum(r.ms for r in rows if r.source == "regression")
+    def _assemble(self, rows: Sequence[LayerPrediction], total: float | None = None,
+                  unpriced: float | None = None) -> Prediction:
+        """The one Prediction assembly: latency, band (wider by the share the regression priced) and rows."""
+        if total is None:
+            total = self.intercept_ms + sum(r.ms for r in rows)
+            unpriced = sum(r.ms for r in rows if r.source == "regression")
         rel = self._band + self._unpriced_band * (unpriced / total if total > 0 else 0.0)
         return Prediction(total, total * (1 - rel), total * (1 + rel), list(rows), self.intercept_ms, self.device)
 
@@ -168,18 +170,24 @@ class LatencyPredictor:
         slots = self._slot_tables()
         if slots is not None:
             try:
-                tokens = space.encode([arch])
+                tokens = space.encode([arch])[0].tolist()
             except ArchitectureError:
                 tokens = None
             if tokens is not None:
-                return self._assemble([r for i, code in enumerate(self._codes(tokens)[0])
-                                       for r in self._slot_row(i, int(code))])
+                rows, total, unpriced = [], self.intercept_ms, 0.0
+                for j, pairs in enumerate(slots.strides):
+                    part, ms, unpriced_ms = self._slot_row(slots, j, sum(tokens[c] * k for c, k in pairs))
+                    rows += part
+                    total += ms
+                    unpriced += unpriced_ms
+                return self._assemble(rows, total, unpriced)
         return self._assemble(self._rows(arch_units(space, arch)))
 
     def predict_many(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Predicted latencies (ms, float64) of many architectures, or of token rows of the space."""
         space = self._arch_space()
-        if isinstance(archs, np.ndarray):
+        given = isinstance(archs, np.ndarray)
+        if given:
             tokens = archs
         else:
             try:
@@ -189,8 +197,11 @@ class LatencyPredictor:
         slots = self._slot_tables()
         if slots is None:
             return np.array([self._memo_ms(space, row) for row in np.asarray(tokens, np.uint8)], dtype=np.float64)
-        codes = self._codes(tokens)
-        return self.intercept_ms + slots[3][codes].sum(axis=1)
+        if given:
+            slots.check(tokens)
+        codes = (tokens.astype(np.float32) @ slots.W).astype(np.intp)
+        codes += slots.offsets
+        return self.intercept_ms + slots.flat[codes].sum(axis=1)
 
     def _arch_space(self):
         if self._space_obj is None:
@@ -208,47 +219,57 @@ class LatencyPredictor:
 
     # ------------------------------------------------------------ the fast path
 
-    def _slot_tables(self):
-        """(W, offsets, slots, flat): codes = tokens @ W + offsets index ``flat`` (None: the space has no slots)."""
+    def _slot_tables(self) -> "_Slots | None":
+        """Every slot's ms for every combination of its tokens (None: the space has no token slots)."""
         if self._slots is None:
             slots = self._arch_space().token_slots()
             if slots is None:
                 return None
-            width = max(c for s in slots for c in s.columns) + 1
-            W = np.zeros((width, len(slots)), np.float32)
-            offsets, flat, start = [], [], 0
-            for j, slot in enumerate(slots):
-                strides = np.cumprod((1,) + tuple(slot.sizes[::-1]))[:-1][::-1]
-                for column, stride in zip(slot.columns, strides):
-                    W[column, j] += stride
-                offsets.append(start)
-                for combo in itertools.product(*(range(s) for s in slot.sizes)):
-                    flat.append(sum(self._unit(layer_unit(n, layer))[0] for n, layer in slot.layers(combo)))
-                start += math.prod(slot.sizes)
-            self._slots = (W, np.array(offsets, np.intp), slots, np.array(flat))
+            flat = [[sum(self._unit(layer_unit(n, layer))[0] for n, layer in slot.layers(combo))
+                     for combo in itertools.product(*(range(size) for size in slot.sizes))] for slot in slots]
+            self._slots = _Slots.build(slots, flat)
         return self._slots
 
-    def _codes(self, tokens: np.ndarray) -> np.ndarray:
-        W, offsets, slots, _ = self._slot_tables()
-        t = np.asarray(tokens)
-        if t.ndim != 2 or t.shape[1] != W.shape[0]:
-            raise PredictorError(f"tokens must be an array of shape (n, {W.shape[0]}), got {t.shape}")
-        limits = np.zeros(W.shape[0], np.int64)
-        for slot in slots:
+    def _slot_row(self, slots: "_Slots", j: int, local: int) -> tuple[tuple[LayerPrediction, ...], float, float]:
+        hit = slots.rows.get((j, local))
+        if hit is None:
+            slot = slots.slots[j]
+            combo = tuple(int(c) for c in np.unravel_index(local, slot.sizes)) if slot.sizes else ()
+            rows = tuple(self._rows([layer_unit(n, layer) for n, layer in slot.layers(combo)]))
+            hit = slots.rows[(j, local)] = (rows, sum(r.ms for r in rows),
+                                            sum(r.ms for r in rows if r.source == "regression"))
+        return hit
+
+
+@dataclass
+class _Slots:
+    """Token slots as one gather: ``codes = tokens @ W + offsets`` index ``flat`` (ms per slot combination)."""
+
+    slots: list
+    W: np.ndarray
+    offsets: np.ndarray
+    limits: np.ndarray
+    flat: np.ndarray
+    strides: list[list[tuple[int, int]]]
+    rows: dict[tuple[int, int], tuple[tuple[LayerPrediction, ...], float, float]]
+
+    @classmethod
+    def build(cls, slots: list, flat: list[list[float]]) -> "_Slots":
+        width = max(c for s in slots for c in s.columns) + 1
+        W, limits = np.zeros((width, len(slots)), np.float32), np.zeros(width, np.int64)
+        strides = []
+        for j, slot in enumerate(slots):
+            steps = [int(v) for v in np.cumprod((1,) + tuple(slot.sizes[::-1]))[:-1][::-1]]
+            strides.append(list(zip(slot.columns, steps)))
+            for column, step in strides[-1]:
+                W[column, j] += step
             limits[list(slot.columns)] = slot.sizes
-        if len(t) and ((t.max(axis=0) >= limits) | (t.min(axis=0) < 0)).any():
+        offsets = np.cumsum([0] + [len(f) for f in flat[:-1]]).astype(np.intp)
+        return cls(slots, W, offsets, limits, np.concatenate([np.asarray(f, float) for f in flat]), strides, {})
+
+    def check(self, tokens: np.ndarray) -> None:
+        if tokens.ndim != 2 or tokens.shape[1] != len(self.limits):
+            raise PredictorError(f"tokens must be an array of shape (n, {len(self.limits)}), got {tokens.shape}")
+        if len(tokens) and ((tokens.max(axis=0) >= self.limits) | (tokens.min(axis=0) < 0)).any():
             raise PredictorError("a token is out of range for the space; check the tokens come from this space's "
                                  "decisions")
-        codes = (t.astype(np.float32) @ W).astype(np.intp)
-        return codes + offsets
-
-    def _slot_row(self, slot_index: int, code: int) -> tuple[LayerPrediction, ...]:
-        hit = self._slot_rows.get((slot_index, code))
-        if hit is None:
-            _, offsets, slots, _ = self._slot_tables()
-            slot = slots[slot_index]
-            local = code - int(offsets[slot_index])
-            combo = np.unravel_index(local, slot.sizes)
-            units = [layer_unit(n, layer) for n, layer in slot.layers(tuple(int(c) for c in combo))]
-            hit = self._slot_rows[(slot_index, code)] = tuple(self._rows(units))
-        return hit
