@@ -23,7 +23,7 @@ from pathlib import Path
 from latprof.devices import open_device
 from latprof.lut import LUT_RUNS, LUT_WARMUP, build_lut, load_calibration, load_entries
 from latprof.measure import build_request
-from latprof.predict import fit_predictor, save_predictor
+from latprof.predictor import fit_predictor, save_predictor
 from latprof.space import MnasNetSpace
 from latprof.store import Store
 
@@ -48,8 +48,9 @@ def main() -> None:
         entries = load_entries(store.connection, device.name, space.name)
         calibration = load_calibration(store.connection, device.name, space.name)
         fit_start = time.perf_counter()
-        model, report = fit_predictor(store, device.name, space.name)
-        save_predictor(store, model, report)
+        fitted = fit_predictor(store, device.name, space.name)
+        save_predictor(store, fitted)
+        report = fitted.report
         fit_s = time.perf_counter() - fit_start
     slow = sum(bool(e.warnings) for e in entries)
     print(f"\nspace {space!r}: {summary.entries} unique layer configurations")

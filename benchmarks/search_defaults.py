@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latprof.predict import load_predictor
+from latprof.predictor import load_predictor
 from latprof.space import get_space
 from latprof.store import Store
 

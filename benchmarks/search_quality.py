@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--overhead-samples", type=int, default=320)
     args = parser.parse_args()
 
-    from latprof.predict import load_predictor
+    from latprof.predictor import load_predictor
 
     print(f"command: {' '.join(sys.argv)}")
     print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} at start; "
