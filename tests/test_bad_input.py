@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from latprof.calibrate import model_spec
 from latprof.cli import main
 from latprof.errors import LatprofError
 from latprof.search import SearchConfig
-from latprof.space import get_space
+from latprof.space import get_space, model_spec
 
 LOG = Path(__file__).parent / "fixtures" / "benchmark_model" / "02_yolov5s_mi11_fp32_cpu_4threads.txt"
 TABLES = ("measurements", "predictors", "searches", "search_trials", "lut_entries", "lut_calibration")

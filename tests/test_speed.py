@@ -214,7 +214,7 @@ def _probed_predictor(db) -> float:
 
     from latprof.benchmarking.host import default_host_cpu
     from latprof.lut import _tables as T
-    from latprof.predict import fit_predictor, save_predictor
+    from latprof.predictor import fit_predictor, save_predictor
     from latprof.space import MnasNetSpace, arch_layers, format_arch
 
     space = MnasNetSpace(0.35, 32)
@@ -234,9 +234,9 @@ def _probed_predictor(db) -> float:
             ms = 0.05 + sum(layer_ms(layer) for layer in arch_layers(arch))
             T.add_calibration(store.connection, T.CalibrationRow("local", "mnasnet", format_arch(arch),
                                                                  space.params(), ms, ms, 0.0, ms, 1, settings))
-        model, report = fit_predictor(store, "local", "mnasnet")
-        save_predictor(store, model, report)
-    return model["probe_beta"]
+        fitted = fit_predictor(store, "local", "mnasnet")
+        save_predictor(store, fitted)
+    return fitted.document["speed"]["probe_beta"]
 
 
 def test_predict_states_its_speed_and_scales_to_the_current_one(tmp_path):
