@@ -110,7 +110,8 @@ class _BagIndex:
         new = [a for a in dict.fromkeys(archs) if a not in self._bags]
         if new:
             self._bags.update(zip(new, bags(self.space, new)))
-            self.info.update(layer_info(self.space, self.prior, {k for a in new for k in self._bags[a]} - set(self.info)))
+            keys = {k for a in new for k in self._bags[a]} - set(self.info)
+            self.info.update(layer_info(self.space, self.prior, keys))
         return [self._bags[a] for a in archs]
 
     def predictor(self, intercept_ms: float, layer_ms: Callable[[str, Any], float]) -> Predict:
@@ -273,11 +274,15 @@ def print_bar(results: dict[str, dict[str, dict]]) -> None:
     for space, devices in results.items():
         for device, res in devices.items():
             b = res["bar"]
-            need = "n/a" if not b["rho_needed"] else "–" if b.get("rho_met") is None else "met" if b["rho_met"] else "MISSED"
-            beats = "–" if b["beats_flops_and_op_counts"] is None else "yes" if b["beats_flops_and_op_counts"] else "NO"
             n10 = f"{b['latprof_rho_at_n10']:.3f}" if "latprof_rho_at_n10" in b else "–"
+            need = "n/a" if not b["rho_needed"] else _yes_no(b.get("rho_met"), "met", "MISSED")
+            beats = _yes_no(b["beats_flops_and_op_counts"], "yes", "NO")
             print(f"  {space + ' / ' + device:<32} {b['ceiling_rho']:>7.3f} {n10:>6} {need:>7} {beats:>13}  "
                   + "; ".join(b["losses"]))
+
+
+def _yes_no(value: bool | None, yes: str, no: str) -> str:
+    return "–" if value is None else yes if value else no
 
 
 # ---------------------------------------------------------------- parts
@@ -294,8 +299,9 @@ def few_shot(args: argparse.Namespace, out: dict) -> None:
                 continue
             t0 = time.perf_counter()
             feats = Features(space, [space.parse(a) for a in strings])
+            varying = [f for f, spread in zip(feats.families, np.ptp(feats.counts, axis=0)) if spread > 0]
             print(f"\n=== {space_name}: {len(strings)} architectures, features in {time.perf_counter() - t0:.1f} s; "
-                  f"op-count columns {', '.join(f for f, used in zip(feats.families, feats.counts.any(axis=0)) if used)}")
+                  f"op-count families that vary: {', '.join(varying)}")
             for device in devices:
                 t1 = time.perf_counter()
                 y = columns[device]
