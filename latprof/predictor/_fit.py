@@ -23,7 +23,7 @@ from latprof.predictor._evidence import Observation, lut_observations
 from latprof.predictor._formats import FORMAT
 from latprof.predictor._known import known_costs, rescale
 from latprof.predictor._metrics import error_summary
-from latprof.predictor._model import Row, UnitModel, fit_units
+from latprof.predictor._model import MIN_ROWS, Row, UnitModel, fit_units
 from latprof.predictor._opmodel import Neighbours, fit_op_regression
 from latprof.predictor._predictor import LatencyPredictor
 from latprof.predictor._priors import AnalyticPrior, DevicesPrior, Prior, TablePrior
@@ -112,10 +112,14 @@ def _width_cv(units: list[Unit], ms: np.ndarray) -> dict[str, Any]:
 def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, device: str) -> Prior:
     """A prior by name: ``auto``, ``own``, ``analytic``, ``devices`` or ``table:DEVICE``.
 
-    ``auto``: the device's own table for the space, else the known devices' mix (never the
-    device itself: it is the one being predicted), else analytic.
+    ``auto``: for whole models (``space`` None) the host's table when built; for a space the
+    device's own table, else the known devices' mix (never the device itself: it is the one
+    being predicted); else analytic.
     """
     space_name = space.name if space is not None else "mnasnet"
+    if spec == "auto" and space is None and device != "local" and store is not None \
+            and load_entries(store.connection, "local", space_name):
+        spec = "table:local"  # whole models: the host's per-layer and per-operator costs
     if spec in ("auto", "own") and store is not None and load_entries(store.connection, device, space_name):
         return own_table_prior(store, device, space_name)[0]
     if spec == "own":
@@ -241,8 +245,8 @@ def _resolve_keys(model: UnitModel, prior: Prior, units: dict[str, Unit]) -> dic
     own = getattr(prior, "own", False)
     keys = {}
     for key, unit in units.items():
-        costs, source = prior.costs(unit)
-        ms = max(model.unit_ms(unit, np.asarray(costs, float), prior.aux(unit)), 0.0)
+        _, source = prior.costs(unit)
+        ms = max(model.unit_ms(unit, prior), 0.0)
         keys[key] = [ms, source if own and source in ("table", "regression") else "calibrated"]
     return keys
 
@@ -287,7 +291,8 @@ def _document(device: str, space: SearchSpace | None, variants: list, prior: Pri
 def _ops(model: UnitModel, prior: Prior) -> dict[str, Any]:
     """What prices a unit the document has no key for: the prior's regression, rescaled by the fit."""
     return {"regression": prior.regression.to_json(), "ratio": model.ratio, "family_ratio": model.family_ratio,
-            "family_op_ms": model.family_op_ms, "analytic": float(sum(model.aux.values()))}
+            "family_op_ms": model.family_op_ms, "macs": model.aux.get("macs", 0.0),
+            "analytic": float(sum(v for k, v in model.aux.items() if k != "macs"))}
 
 
 def _predict_rows(document: dict[str, Any], rows: Sequence[Row]) -> np.ndarray:
@@ -367,32 +372,34 @@ def _name(obs: Observation, space: SearchSpace | None) -> str:
 
 
 def _leave_one_family_out(rows: list[Row], families: list[str], prior: Prior, runtime: str | None) -> dict:
-    """Each family predicted by a fit on the others (penalties and target runtime chosen anew), next to FLOPs."""
+    """Each family predicted by a fit on the others (penalties and target runtime chosen anew), next to FLOPs.
+
+    A family whose complement is too small to fit is not predicted; ``scaled``: only the rows whose
+    runtime some other family was measured with (others cannot be put on their runtime's scale)."""
     y = np.array([r.latency_ms for r in rows])
-    pred, flops = np.zeros(len(rows)), np.zeros(len(rows))
+    pred, flops = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
     for family in dict.fromkeys(families):
         test = np.array([f == family for f in families])
-        train = [r for r, t in zip(rows, test) if not t]
-        fold, _, _ = fit_units(train, prior)
-        features = {}
+        if (~test).sum() < MIN_ROWS:
+            continue
+        fold, _, _ = fit_units([r for r, t in zip(rows, test) if not t], prior)
+        cost = {}
         for i in np.flatnonzero(test):
-            total = fold.intercept_ms
-            for u in rows[i].units:
-                if u.key not in features:
-                    costs, _ = prior.costs(u)
-                    features[u.key] = fold.unit_ms(u, np.asarray(costs, float), prior.aux(u))
-                total += features[u.key]
-            pred[i] = total * (fold.runtime_factors.get(rows[i].runtime, 1.0)
-                               if rows[i].runtime != fold.runtime else 1.0)
+            units = rows[i].units
+            cost.update({u.key: fold.unit_ms(u, prior) for u in units if u.key not in cost})
+            factor = fold.runtime_factors.get(rows[i].runtime, 1.0) if rows[i].runtime != fold.runtime else 1.0
+            pred[i] = (fold.intercept_ms + sum(cost[u.key] for u in units)) * factor
         flops[test] = _baselines(rows, np.flatnonzero(~test), np.flatnonzero(test))["flops"]
-    out = {"leave_one_family_out": error_summary(pred, y), "flops_leave_one_family_out": error_summary(flops, y)}
-    scaled = np.array([any(o.runtime == r.runtime and g != f for o, g in zip(rows, families))
-                       for r, f in zip(rows, families)])
-    if 0 < scaled.sum() < len(rows):
+    done = np.isfinite(pred)
+    scaled = done & np.array([any(o.runtime == r.runtime and g != f for o, g in zip(rows, families))
+                              for r, f in zip(rows, families)])
+    out = {"leave_one_family_out": error_summary(pred[done], y[done]),
+           "flops_leave_one_family_out": error_summary(flops[done], y[done])}
+    if 0 < scaled.sum() < done.sum():
         out["leave_one_family_out_scaled"] = {"rows": int(scaled.sum()), **error_summary(pred[scaled], y[scaled])}
         out["flops_leave_one_family_out_scaled"] = {"rows": int(scaled.sum()),
                                                     **error_summary(flops[scaled], y[scaled])}
-    out["lofo_ms"] = [float(v) for v in pred]
+    out["lofo_ms"] = [None if not np.isfinite(v) else float(v) for v in pred]
     return out
 
 

@@ -46,8 +46,7 @@ def _fit_device(space: SearchSpace, path, device: str) -> dict[str, float]:
     out = {}
     for layer in space.unique_layer_configs():
         unit = layer_unit("", layer)
-        costs, _ = prior.costs(unit)
-        out[unit.key] = max(model.unit_ms(unit, costs, prior.aux(unit)), 0.0)
+        out[unit.key] = max(model.unit_ms(unit, prior), 0.0)
     return out
 
 

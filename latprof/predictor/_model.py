@@ -21,12 +21,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from latprof.errors import PredictorError
+from latprof.predictor._opmodel import MACS_PER_MS
 from latprof.predictor._priors import Prior
 from latprof.predictor._solve import fit_penalised
 from latprof.predictor._units import Unit
 from latprof.space import FAMILIES, op_family
 
-__all__ = ["Row", "UnitModel", "fit_units", "target_runtime", "MIN_ROWS"]
+__all__ = ["Row", "UnitModel", "fit_units", "target_runtime", "aux_names", "aux_values", "MIN_ROWS"]
 
 MIN_ROWS = 3
 _FACTOR_PENALTY = 0.1 ** 2  # "a runtime's factor is 1", weighing like a tenth of a row
@@ -56,8 +57,12 @@ class UnitModel:
     runtime_factors: dict[str, float] = field(default_factory=dict)
     lambdas: tuple[float | None, ...] = ()
 
-    def unit_ms(self, unit: Unit, costs: np.ndarray, aux: np.ndarray) -> float:
-        """The device ms one unit adds, from its prior costs per operator and its auxiliary values."""
+    def unit_ms(self, unit: Unit, prior: Prior) -> float:
+        """The device ms one unit adds over ``prior`` (the prior it was fitted with)."""
+        costs, _ = prior.costs(unit)
+        return self._unit_ms(unit, np.asarray(costs, float), aux_values(prior, unit))
+
+    def _unit_ms(self, unit: Unit, costs: np.ndarray, aux: np.ndarray) -> float:
         total = 0.0
         for op, p in zip(unit.operators, costs):
             family = op_family(op)
@@ -71,6 +76,15 @@ class UnitModel:
                 "aux": self.aux, "family_ratio": self.family_ratio, "family_op_ms": self.family_op_ms,
                 "key_ratios": len(self.key_ratio), "runtime": self.runtime, "runtime_factors": self.runtime_factors,
                 "lambdas": list(self.lambdas)}
+
+
+def aux_names(prior: Prior) -> tuple[str, ...]:
+    """The auxiliary columns: the prior's, and multiply-adds (phones are compute-bound where a host is not)."""
+    return (*prior.aux_names, "macs")
+
+
+def aux_values(prior: Prior, unit: Unit) -> np.ndarray:
+    return np.r_[prior.aux(unit), sum(op.macs for op in unit.operators) / MACS_PER_MS]
 
 
 def target_runtime(runtimes: Sequence[str], preferred: str | None = None) -> str:
@@ -96,12 +110,12 @@ class _Features:
         if hit is None:
             costs, source = self.prior.costs(unit)
             families = [FAMILIES.index(op_family(op)) for op in unit.operators]
-            hit = self._cache[unit.key] = (np.asarray(costs, float), source, self.prior.aux(unit), families)
+            hit = self._cache[unit.key] = (np.asarray(costs, float), source, aux_values(self.prior, unit), families)
         return hit
 
 
 def _design(rows: Sequence[Row], features: _Features, keys: list[str]) -> dict[str, np.ndarray]:
-    n, n_fam, n_aux = len(rows), len(FAMILIES), len(features.prior.aux_names)
+    n, n_fam, n_aux = len(rows), len(FAMILIES), len(aux_names(features.prior))
     key_index = {k: i for i, k in enumerate(keys)}
     out = {"total": np.zeros(n), "layers": np.zeros(n), "aux": np.zeros((n, n_aux)),
            "family": np.zeros((n, n_fam)), "count": np.zeros((n, n_fam)), "key": np.zeros((n, len(keys)))}
@@ -153,7 +167,8 @@ def fit_units(rows: Sequence[Row], prior: Prior, *, runtime: str | None = None) 
     groups = np.concatenate([np.full(b.shape[1], g) for b, g in blocks] + [np.zeros(len(others), int)])
     fixed = {M.shape[1] - len(others) + j: _FACTOR_PENALTY for j in range(len(others))}
     floor = float(np.percentile(y, 5))
-    sol = fit_penalised(M, y, groups, weights=1.0 / np.maximum(y, floor), fixed=fixed)
+    aux_columns = tuple(range(len(free), len(free) + d["aux"].shape[1]))  # a mix's weights
+    sol = fit_penalised(M, y, groups, weights=1.0 / np.maximum(y, floor), fixed=fixed, nonneg=(0, 1, *aux_columns))
     scales = {"r0": r0, "per_op": per_op, "aux": aux_scale, "layer": layer_scale}
     model = _coefficients(sol.coef, len(free), prior, keys, scales, target, others,
                           [None if not np.isfinite(v) else float(v) for v in sol.lambdas])
@@ -172,7 +187,7 @@ def _coefficients(coef: np.ndarray, n_free: int, prior: Prior, keys: list[str], 
     return UnitModel(
         intercept_ms=float(free[0]), ratio=float(free[1] * r0),
         per_layer_ms=float(free[2] * scales["layer"]) if n_free > 2 else 0.0,
-        aux={name: float(v * s) for name, v, s in zip(prior.aux_names, aux, scales["aux"])},
+        aux={name: float(v * s) for name, v, s in zip(aux_names(prior), aux, scales["aux"])},
         family_ratio={f: float(v * r0) for f, v in zip(FAMILIES, fam[:n_fam]) if v != 0},
         family_op_ms={f: float(v * r0 * scales["per_op"]) for f, v in zip(FAMILIES, fam[n_fam:]) if v != 0},
         key_ratio={k: float(v * r0) for k, v in zip(keys, key) if v != 0},

@@ -24,7 +24,8 @@ from scipy.optimize import nnls
 from latprof.errors import PredictorError
 from latprof.space import OP_KINDS, LayerConfig, Operator, layer_operators, op_kind
 
-__all__ = ["OpRegression", "Neighbours", "analytic_regression", "fit_op_regression", "layer_estimate", "N_FEATURES"]
+__all__ = ["OpRegression", "Neighbours", "analytic_regression", "fit_op_regression", "layer_estimate", "N_FEATURES",
+           "MACS_PER_MS"]
 
 N_FEATURES = 5
 _K_NEAREST = 4
@@ -38,7 +39,8 @@ _BORROW = {
     "copy": ("reshape", "add"), "resize": ("copy", "add"), "mul": ("add",), "add": ("mul",), "other": ("add",),
 }
 # A generic mobile core: 5 GMAC/s, 6 GB/s (float32), 5 us per operator, in op.features() units.
-_ANALYTIC = np.array([0.005, 1e6 / 5e6, 1e5 / 1.5e6, 1e5 / 1.5e6, 1e5 / 1.5e6])
+MACS_PER_MS, ELEMS_PER_MS, OP_MS = 5e6, 1.5e6, 0.005
+_ANALYTIC = np.array([OP_MS, 1e6 / MACS_PER_MS, 1e5 / ELEMS_PER_MS, 1e5 / ELEMS_PER_MS, 1e5 / ELEMS_PER_MS])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from latprof.errors import ArchitectureError, PredictorError
-from latprof.predictor._opmodel import Neighbours, OpRegression, analytic_regression
+from latprof.predictor._opmodel import MACS_PER_MS, Neighbours, OpRegression, analytic_regression
 from latprof.predictor._units import Unit, arch_units, layer_unit, tflite_units
 from latprof.space import LayerConfig, get_space, op_family
 from latprof.speed import SpeedReference
@@ -70,6 +70,7 @@ class _OpPricer:
     def __init__(self, ops: dict[str, Any], per_layer_ms: float) -> None:
         self.regression = OpRegression.from_json(ops["regression"])
         self.ratio, self.analytic = float(ops["ratio"]), float(ops.get("analytic", 0.0))
+        self.macs = float(ops.get("macs", 0.0))
         self.family_ratio, self.family_op_ms = ops.get("family_ratio", {}), ops.get("family_op_ms", {})
         self.per_layer_ms = per_layer_ms
 
@@ -78,7 +79,8 @@ class _OpPricer:
         for op in unit.operators:
             family = op_family(op)
             total += (self.regression.op_ms(op) * (self.ratio + self.family_ratio.get(family, 0.0))
-                      + self.family_op_ms.get(family, 0.0) + self.analytic * _ANALYTIC.op_ms(op))
+                      + self.family_op_ms.get(family, 0.0) + self.analytic * _ANALYTIC.op_ms(op)
+                      + self.macs * op.macs / MACS_PER_MS)
         return max(total, 0.0)
 
 

@@ -84,23 +84,37 @@ def _select(M: np.ndarray, y: np.ndarray, groups: np.ndarray, fixed: dict[int, f
     return simplest[3], simplest[4], simplest[2]
 
 
+def _select_nonneg(M: np.ndarray, y: np.ndarray, groups: np.ndarray, fixed: dict[int, float],
+                   grid: tuple[float, ...], nonneg: tuple[int, ...]):
+    """:func:`_select`, dropping the most negative of the ``nonneg`` columns until none is negative."""
+    fixed = dict(fixed)
+    for _ in range(len(nonneg) + 1):
+        coef, loo, lambdas = _select(M, y, groups, fixed, grid)
+        negative = [j for j in nonneg if coef[j] < 0]
+        if not negative:
+            break
+        fixed[min(negative, key=lambda j: coef[j])] = np.inf
+    return coef, loo, lambdas
+
+
 def fit_penalised(M: np.ndarray, y: np.ndarray, groups: np.ndarray, *, weights: np.ndarray | None = None,
-                  fixed: dict[int, float] | None = None, grid: tuple[float, ...] = LAMBDAS,
-                  min_rows: int = 3) -> Solution:
+                  fixed: dict[int, float] | None = None, nonneg: tuple[int, ...] = (),
+                  grid: tuple[float, ...] = LAMBDAS, min_rows: int = 3) -> Solution:
     """Fit ``M @ coef ~ y`` with per-group penalties (``groups[j]``: column j's group, 0 = free).
 
     ``weights`` scale each row (1/latency: relative error); ``fixed`` gives some
-    columns a set penalty outside the grid (a runtime factor's weak prior).
+    columns a set penalty outside the grid (a runtime factor's weak prior);
+    ``nonneg`` columns are dropped (set to 0) while they would come out negative.
     Residuals are returned in the units of ``y``.
     """
     w_rows = np.ones(len(y)) if weights is None else np.asarray(weights, float)
     Mw, yw = M * w_rows[:, None], y * w_rows
     fixed = fixed or {}
     inliers = np.ones(len(y), dtype=bool)
-    coef, loo, lambdas = _select(Mw, yw, groups, fixed, grid)
+    coef, loo, lambdas = _select_nonneg(Mw, yw, groups, fixed, grid, nonneg)
     scale = 1.4826 * float(np.median(np.abs(loo)))
     wild = np.abs(loo) > _OUTLIER_SIGMAS * max(scale, 1e-12)
     if wild.any() and wild.sum() <= _MAX_OUTLIER_SHARE * len(y) and len(y) - wild.sum() >= min_rows:
         inliers = ~wild
-        coef, loo, lambdas = _select(Mw[inliers], yw[inliers], groups, fixed, grid)
+        coef, loo, lambdas = _select_nonneg(Mw[inliers], yw[inliers], groups, fixed, grid, nonneg)
     return Solution(coef, loo / w_rows[inliers], lambdas, inliers)
