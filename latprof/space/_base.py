@@ -111,13 +111,8 @@ class SearchSpace(ABC, Generic[A]):
         :meth:`from_tokens` is read from its ``origin``, any other goes through :meth:`to_tokens` (which raises
         ArchitectureError for one not in the space)."""
         key = self.key
-        rows = []
-        for arch in archs:
-            origin = getattr(arch, "origin", None)
-            if origin is not None and (origin[0] is key or origin[0] == key):
-                rows.append(origin[1])
-            else:
-                rows.append(bytes(self.to_tokens(arch)))
+        rows = [o[1] if (o := getattr(arch, "origin", None)) is not None and (o[0] is key or o[0] == key)
+                else bytes(self.to_tokens(arch)) for arch in archs]
         return np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), len(self.decisions())).copy()
 
     def token_slots(self) -> list[TokenSlot] | None:
