@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from latprof.errors import ArchitectureError
 from latprof.space import (
     FAMILIES,
     OP_KINDS,
@@ -88,3 +89,24 @@ def test_converted_dilated_grouped_and_rectangular_convs(tmp_path):
 def test_operator_features():
     op = Operator("CONV_2D", in_elems=200_000, out_elems=100_000, weight_elems=50_000, macs=3_000_000)
     assert op.features().tolist() == [1.0, 3.0, 2.0, 1.0, 0.5]
+
+
+@pytest.mark.parametrize("name", ["mnasnet", "fbnet32", "nasbench201"])
+def test_operator_keys_round_trip(name):
+    space = SPACES[name]
+    ops = {op for arch in (space.sample(seed) for seed in range(3)) for _, layer in space.named_layers(arch)
+           for op in layer_operators(layer)}
+    ops |= {Operator("DEPTHWISE_CONV_2D", 7, 2, 3, 1, 1, 2, 3, 4, 5, True),
+            Operator("TFLite_Detection_PostProcess_k1")}  # a custom code with underscores and a tag-like tail
+    keys = {op.key() for op in ops}
+    assert len(keys) == len(ops)  # every field is in the key
+    assert all(key.startswith("op:") and " " not in key for key in keys)
+    assert {Operator.from_key(key) for key in keys} == ops
+
+
+@pytest.mark.parametrize("key", ["", "op:", "CONV_2D_k1_s1_d1_g1_i1_o1_w1_m1_p1_b0", "op:CONV_2D_k1_s1_d1_g1_i1_o1",
+                                 "op:CONV_2D_k1_s1_d1_g1_i1_o1_w1_m1_p1_b2", "op:CONV_2D_k1_s1_d1_g1_i1_o1_w1_m1_p1_b0x",
+                                 "op:_k1_s1_d1_g1_i1_o1_w1_m1_p1_b0", "op:CONV_2D_s1_k1_d1_g1_i1_o1_w1_m1_p1_b0"])
+def test_bad_operator_keys_are_refused(key):
+    with pytest.raises(ArchitectureError, match="not an operator key"):
+        Operator.from_key(key)

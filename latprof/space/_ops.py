@@ -24,10 +24,13 @@ Two levels of kind:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+from latprof.errors import ArchitectureError
 
 if TYPE_CHECKING:
     from latprof.space._layers import LayerConfig
@@ -53,6 +56,11 @@ _KINDS_BY_NAME = {
     **dict.fromkeys(("TRANSPOSE", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SLICE", "GATHER", "PACK", "UNPACK"), "copy"),
     **dict.fromkeys(("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"), "resize"),
 }
+# Operator.key(): "op:" KIND then one "_<tag><int>" per remaining field, in field order. KIND is greedy, so a
+# custom op code that itself contains underscores or tags still reads back whole.
+_KEY_TAGS = {"kernel": "k", "stride": "s", "dilation": "d", "groups": "g", "in_elems": "i", "out_elems": "o",
+             "weight_elems": "w", "macs": "m", "out_spatial": "p", "broadcast": "b"}
+_KEY = re.compile(r"op:(?P<kind>\S+)" + "".join(f"_{t}(?P<{f}>\\d+)" for f, t in _KEY_TAGS.items()))
 _BINARY = {"ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE"}
 _WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 _FAMILY_BY_KIND = {"mean": "pooling", "pool": "pooling", "maxpool": "pooling",
@@ -74,6 +82,23 @@ class Operator:
     macs: int = 0
     out_spatial: int = 1  # output height x width (1 for vectors)
     broadcast: bool = False  # a binary element-wise op whose two inputs differ in shape (e.g. the SE scale)
+
+    def key(self) -> str:
+        """The table key of this operator, every field in order, e.g. ``op:DEPTHWISE_CONV_2D_k7_s1_d2_g1_i100_o200
+        _w300_m400_p49_b1`` (one string): ``op:<kind>_k<kernel>_s<stride>_d<dilation>_g<groups>_i<in_elems>
+        _o<out_elems>_w<weight_elems>_m<macs>_p<out_spatial>_b<0|1>``, with ``kind`` the builtin name (or custom
+        code) verbatim. :meth:`from_key` reads it back exactly."""
+        return "op:" + self.kind + "".join(f"_{t}{int(getattr(self, f))}" for f, t in _KEY_TAGS.items())
+
+    @classmethod
+    def from_key(cls, key: str) -> Operator:
+        """The operator whose :meth:`key` is ``key``; :class:`ArchitectureError` if ``key`` is not one."""
+        match = _KEY.fullmatch(key)
+        if match is None or int(match["broadcast"]) > 1:
+            raise ArchitectureError(f"{key!r} is not an operator key: expected op:<KIND>_k.._s.._d.._g.._i.._o.._w.."
+                                    "_m.._p.._b<0|1> as written by Operator.key()")
+        values = {f.name: int(match[f.name]) for f in fields(cls) if f.name != "kind"}
+        return cls(match["kind"], **{**values, "broadcast": bool(values["broadcast"])})
 
     def features(self) -> np.ndarray:
         """``[1, MACs / 1e6, input elements / 1e5, output elements / 1e5, weights / 1e5]``."""
