@@ -185,7 +185,7 @@ def _select(rows_units: Sequence[Sequence[Unit]], count: int, prior: Prior, *, h
             costs, _ = prior.costs(u)
             for op, p in zip(u.operators, costs):
                 Z[i, FAMILIES.index(op_family(op))] += p
-    Z = Z[:, Z.std(axis=0) > 0]
+    Z = Z[:, np.ptp(Z, axis=0) > 1e-9 * np.abs(Z).max(axis=0)]  # a constant column's std is ~1e-15, not 0
     Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
     Z = np.column_stack([np.ones(n), Z])
     inv = np.eye(Z.shape[1]) / ridge
