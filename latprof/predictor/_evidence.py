@@ -46,7 +46,7 @@ class Observation:
 
     @property
     def name(self) -> str:
-        return self.model.name if isinstance(self.model, ModelSpec) else str(getattr(self.model, "name", "")) or ""
+        return self.model.name if isinstance(self.model, ModelSpec) else str(getattr(self.model, "name", None) or "")
 
 
 def read_observations(source: str | Path, device: str, space: SearchSpace | None = None,
