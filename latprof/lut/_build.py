@@ -106,7 +106,7 @@ def build_lut(
             with make_runner(device, request, method=_METHOD_LAYER, wait_cool=wait_cool,
                              realtime=realtime, probe_dir=folder if probe else None,
                              notify=notify) as runner:
-                T.check_settings(conn, "lut_entries", name, space.name, runner.settings)
+                T.check_settings(conn, "lut_entries", name, space.name, runner.settings, ops=False)
                 T.start_build(conn, name, space.name, params, len(configs), runner.settings)
 
                 def store_entry(layer: LayerConfig, result: Result, warnings: list[str]) -> None:

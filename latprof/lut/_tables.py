@@ -219,9 +219,19 @@ def finished_builds(conn: sqlite3.Connection, device: str, space: str) -> list[d
 
 
 def check_settings(conn: sqlite3.Connection, table: str, device: str, space: str, settings: dict[str, Any],
-                   keys: tuple[str, ...] = SETTING_KEYS) -> None:
-    """Raise LookupTableError if stored rows of ``table`` were measured with other latency-changing settings."""
-    row = conn.execute(f"SELECT settings FROM {table} WHERE device = ? AND space = ? LIMIT 1",
+                   keys: tuple[str, ...] = SETTING_KEYS, *, ops: bool | None = None) -> None:
+    """Raise LookupTableError if stored rows of ``table`` were measured with other latency-changing settings.
+
+    In ``lut_entries`` layer micro-models and single operators (keys ``op:...``) are measured by two methods:
+    with ``ops`` (True for operator rows, False for layer rows) the method is compared with rows of the same
+    kind only, every other setting with any row.
+    """
+    if ops is not None and "method" in keys:
+        check_settings(conn, table, device, space, settings, tuple(k for k in keys if k != "method"))
+        keys, kind = ("method",), f" AND (layer_key LIKE 'op:%') = {int(ops)}"
+    else:
+        kind = ""
+    row = conn.execute(f"SELECT settings FROM {table} WHERE device = ? AND space = ?{kind} LIMIT 1",
                        (device, space)).fetchone()
     if row is None:
         return
