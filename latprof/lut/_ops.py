@@ -1,0 +1,138 @@
+"""Measure the layers and lone operators of any .tflite models into a device's table.
+
+:func:`measure_ops` splits each model with :func:`latprof.space.recover_layers`.
+A recovered layer is measured as the same micro-model :func:`build_lut`
+measures (key :meth:`LayerConfig.layer_key`); a lone operator is cut out of
+its model with its own weights (:func:`latprof.benchmarking.single_op_models`)
+and stored in the same table under the key :meth:`latprof.space.Operator.key`.
+The units are deduplicated by key, keys already stored are skipped, and each
+result is committed as it arrives, so a rerun resumes and measures nothing
+twice. Runners, settings checks and the speed probe are those of
+:func:`build_lut`; operator rows record their own ``method``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+from latprof.devices import BenchmarkRequest, Device
+from latprof.lut import _tables as T
+from latprof.lut._build import _METHOD_LAYER, _bar, _measure_all
+from latprof.lut._runners import Result, make_runner
+from latprof.space import LayerConfig, Operator, op_kind, read_tflite_ops, recover_layers, tflite_operators, write_tflite
+from latprof.store import Store
+
+__all__ = ["OpsSummary", "measure_ops", "model_units"]
+
+_METHOD_OP = "single operator cut from a .tflite with its own weights (latprof.benchmarking.single_op_models)"
+
+
+@dataclass(frozen=True)
+class _OpSlice:
+    """A lone operator: where to cut it from."""
+
+    model: Path
+    index: int
+
+
+Unit = Union[LayerConfig, _OpSlice]
+
+
+@dataclass(frozen=True)
+class OpsSummary:
+    """What :func:`measure_ops` did: unique keys found, already stored, measured now (by fine kind), wall time."""
+
+    device: str
+    space: str
+    models: int
+    layers: int
+    operators: int
+    already_stored: int
+    measured_layers: int
+    measured_operators: int
+    measured_kinds: dict[str, int]
+    wall_s: float
+
+
+def model_units(models: Sequence[Path]) -> dict[str, Unit]:
+    """``{key: unit}`` of every unique recovered layer (a LayerConfig) and lone operator of ``models``, in order.
+
+    Reads every model first: a missing or broken file raises ModelFileError before anything is measured.
+    """
+    units: dict[str, Unit] = {}
+    for model in map(Path, models):
+        for layer, ops in recover_layers(read_tflite_ops(model)):
+            if layer is not None:
+                units.setdefault(layer.layer_key(), layer)
+            else:
+                units.setdefault(tflite_operators(ops)[0].key(), _OpSlice(model, ops[0].index))
+    return units
+
+
+def measure_ops(
+    store: Store, device: Device, space_name: str, models: Sequence[Path], request: BenchmarkRequest, *,
+    wait_cool: bool = True, realtime: bool = True, probe: bool = True, progress: bool = False,
+    notify: Callable[[str], None] = lambda _: None,
+) -> OpsSummary:
+    """Measure the layers and lone operators of ``models`` missing from ``device``'s table for ``space_name``.
+
+    Layers go in as micro-models under their layer key, operators as single-operator models under
+    ``Operator.key()``. Raises LookupTableError when stored rows were measured with other settings.
+    """
+    start = time.perf_counter()
+    conn, name = store.connection, device.name
+    units = model_units(models)
+    have = T.stored_keys(conn, name, space_name)
+    todo = {key: unit for key, unit in units.items() if key not in have}
+    layers = [key for key, unit in todo.items() if isinstance(unit, LayerConfig)]
+    ops = [key for key, unit in todo.items() if isinstance(unit, _OpSlice)]
+    fingerprint = device.fingerprint()
+
+    def store_entry(key: str, result: Result, warnings: list[str]) -> None:
+        T.add_entry(conn, T.LutEntry.from_stats(name, space_name, key, result.stats, result.settings,
+                                                result.fingerprint or fingerprint, result.warnings + warnings))
+
+    with tempfile.TemporaryDirectory(prefix="latprof-ops-") as tmp:
+        folder = Path(tmp)
+        for keys, method, is_op in ((layers, _METHOD_LAYER, False), (ops, _METHOD_OP, True)):
+            if not keys:
+                continue
+            write = _op_writer(todo, folder) if is_op else \
+                (lambda key, i: write_tflite(todo[key], folder / f"layer{i}.tflite", seed=i))
+            with make_runner(device, request, method=method, wait_cool=wait_cool, realtime=realtime,
+                             probe_dir=folder if probe else None, notify=notify) as runner:
+                T.check_settings(conn, "lut_entries", name, space_name, runner.settings, ops=is_op)
+                _measure_all(keys, write, runner, store_entry, device, request, wait_cool, notify,
+                             _bar(progress, len(keys), 0, f"{'operators' if is_op else 'layers'} {name}",
+                                  "entry"))
+    n_layers = sum(isinstance(u, LayerConfig) for u in units.values())
+    return OpsSummary(
+        device=name, space=space_name, models=len(models), layers=n_layers, operators=len(units) - n_layers,
+        already_stored=len(units) - len(todo), measured_layers=len(layers), measured_operators=len(ops),
+        measured_kinds=dict(Counter(op_kind(Operator.from_key(key)) for key in ops)),
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def _op_writer(todo: dict[str, Unit], folder: Path) -> Callable[[str, int], Path]:
+    """Write each operator's single-operator model; a source model is sliced once, on its first operator."""
+    from latprof.benchmarking import single_op_models
+
+    sliced: dict[Path, dict[int, bytes]] = {}
+
+    def write(key: str, i: int) -> Path:
+        unit = todo[key]
+        if unit.model not in sliced:
+            wanted = {u.index for u in todo.values() if isinstance(u, _OpSlice) and u.model == unit.model}
+            sliced[unit.model] = {j: data for j, (_, _, data) in enumerate(single_op_models(str(unit.model)))
+                                  if j in wanted}
+        path = folder / f"op{i}.tflite"
+        path.write_bytes(sliced[unit.model][unit.index])
+        return path
+
+    return write
