@@ -31,7 +31,7 @@ from latprof.store import Store
 
 SPACE = MnasNetSpace(0.35, 32)
 ARGS = ["--resolution", "32", "--depth-multiplier", "0.35", "--runs", "1", "--warmup", "0", "--calibration", "4",
-        "--calibration-runs", "3", "--no-probe", "--no-realtime"]
+        "--calibration-runs", "3", "--no-probe", "--no-realtime", "--no-op-probes"]
 _RUN = "import sys; from latprof.cli.lut import build_lut; build_lut.main(sys.argv[1:], prog_name='latprof build-lut')"
 
 

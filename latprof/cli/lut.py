@@ -37,23 +37,30 @@ from latprof.cli.options import (
 @click.option("--no-probe", is_flag=True, help="Host: do not time the speed probe around each model "
               "(for a dedicated, quiet machine).")
 @click.option("--rebuild", is_flag=True, help="Delete this device's table for the space and measure it anew.")
+@click.option("--ops-from", "ops_from", multiple=True, type=click.Path(path_type=Path), metavar="MODEL.tflite",
+              help="Also measure the layers and operators of this model (repeatable), so that predicting it "
+                   "uses measured costs.")
+@click.option("--no-op-probes", is_flag=True, help="Do not measure the built-in operator probes (the operators "
+              "a search space lacks, for predicting any .tflite) after the table.")
 @farm_option
 @json_option
 @db_option
 @click.pass_context
 def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, warmup, calibration,
               calibration_runs, threads, delegate, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild,
-              farm_address, as_json, db):
+              ops_from, no_op_probes, farm_address, as_json, db):
     """Measure every unique layer of a search space on a device: its latency lookup table.
 
+    Then the built-in operator probes and the layers and operators of --ops-from models, into the same table.
     Resumes where an interrupted build stopped; entries already stored are not measured again.
     """
     from latprof.devices.local import LocalDevice
-    from latprof.lut import DEFAULT_CALIBRATION, LUT_RUNS, LUT_WARMUP, build_lut as run_build
+    from latprof.lut import DEFAULT_CALIBRATION, LUT_RUNS, LUT_WARMUP, build_lut as run_build, model_units
     from latprof.measure import build_request
     from latprof.space import get_space
 
     space = get_space(space_name, **space_params(resolution, depth_multiplier))
+    model_units(ops_from)  # a missing or broken --ops-from file fails now, before anything is measured
     with open_store(ctx, db) as store, open_target(device_name, farm_address) as device:
         host = isinstance(device, LocalDevice)
         request = build_request(device, runs=runs or (LUT_RUNS if host else None),
@@ -72,18 +79,39 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
                 wait_cool=not no_wait_cool, realtime=not no_realtime, probe=not no_probe, progress=True,
                 notify=lambda msg: click.echo(f"Warning: {msg}", err=True),
             )
+            ops = _measure_ops(store, device, space.name, request, ops_from, not no_op_probes,
+                               wait_cool=not no_wait_cool, realtime=not no_realtime, probe=not no_probe)
         except KeyboardInterrupt:
             click.echo("\nInterrupted: every entry measured so far is stored; run the same command again to resume.",
                        err=True)
             sys.exit(130)
     if as_json:
-        echo_json({**asdict(summary), "database": str(store.path)})
+        echo_json({**asdict(summary), "operators": {label: asdict(s) for label, s in ops.items()},
+                   "database": str(store.path)})
         return
     click.echo(f"table: {summary.entries} entries ({summary.already_stored} already stored, {summary.measured} "
                f"measured now); calibration: {summary.calibration} architectures "
                f"({summary.calibration_already_stored} already stored, {summary.calibration_measured} measured now); "
                f"wall time {summary.wall_s:.1f} s (table {summary.table_wall_s:.1f} s)")
+    for label, s in ops.items():
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(s.measured_kinds.items())) or "none"
+        click.echo(f"{label}: {s.models} model(s), {s.layers} layers and {s.operators} operators "
+                   f"({s.already_stored} already stored; measured now {s.measured_layers} layers and "
+                   f"{s.measured_operators} operators: {kinds}); wall time {s.wall_s:.1f} s")
     click.echo(f"next: latprof fit --device {device_name}")
+
+
+def _measure_ops(store, device, space_name: str, request, ops_from: tuple[Path, ...], probes: bool,
+                 **options) -> dict:
+    """``{label: OpsSummary}`` for the --ops-from models, then the built-in operator probes."""
+    from latprof.lut import measure_ops, op_probe_models
+
+    groups = {"--ops-from": list(ops_from)} if ops_from else {}
+    if probes:
+        groups["operator probes"] = op_probe_models(notify=lambda msg: click.echo(msg, err=True))
+    return {label: measure_ops(store, device, space_name, models, request, progress=True,
+                               notify=lambda msg: click.echo(f"Warning: {msg}", err=True), **options)
+            for label, models in groups.items()}
 
 
 def _is_file(text: str) -> bool:
