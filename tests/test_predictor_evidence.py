@@ -137,3 +137,30 @@ def test_a_named_architecture_prices_like_its_layers():
     layers = arch_units(space, space.parse("mnasnet-a1@0.35,96"))
     assert [u.key for u in units] == [u.key for u in layers]
     assert np.isclose(sum(analytic_ms(u) for u in units), sum(analytic_ms(u) for u in layers))
+
+
+def test_leave_one_family_out_never_sees_the_held_out_family(monkeypatch):
+    """Each family is predicted by a fit on the other families' rows only (the held-out figure users read)."""
+    import random
+
+    from _laws import family_ratios, law_rows
+    from latprof.predictor import _fit
+    from latprof.predictor._model import fit_units
+    from latprof.predictor._priors import AnalyticPrior
+
+    space = get_space("mnasnet", resolution=96, depth_multiplier=0.5)
+    rows = law_rows(space, [space.sample(random.Random(i)) for i in range(11)], family_ratios(2), noise=0.03)
+    families = ["a"] * 5 + ["b"] * 4 + ["c"] * 2
+    prior = AnalyticPrior()
+    seen = []
+    monkeypatch.setattr(_fit, "fit_units", lambda fold, p, **kw: seen.append(fold) or fit_units(fold, p, **kw))
+    out = _fit._leave_one_family_out(rows, families, prior, None)
+    assert sorted(len(fold) for fold in seen) == [6, 7, 9]
+    for family in "abc":
+        test = [i for i, f in enumerate(families) if f == family]
+        (fold,) = [fold for fold in seen if len(fold) == len(rows) - len(test)]
+        assert not {id(rows[i]) for i in test} & {id(r) for r in fold}
+        model, _, _ = fit_units([rows[i] for i in range(len(rows)) if i not in test], prior)
+        for i in test:
+            expected = model.intercept_ms + sum(model.unit_ms(u, prior) for u in rows[i].units)
+            assert out["lofo_ms"][i] == pytest.approx(expected, rel=1e-9)
