@@ -23,10 +23,21 @@ Parts (``--part``; ``all`` runs each in turn):
   pruned (``nasbench201-pruned``); ``--every-form`` runs each phone in both.
   The bar: latprof's mean rho above FLOPs' and the op-count model's at every N >= 10, and at N = 10 rho
   >= 0.93 wherever an additive model fitted on all rows reaches 0.93.
-* ``host``, ``keras``, ``published``, ``speed``: not in this script yet (exit code 2).
+* ``host``: ``--archs`` held-out random MnasNet architectures (never in the calibration set), exported
+  with the converter (``latprof arch export``'s path), each timed against MobileNetV2 round by round in one
+  session (``latprof measure A B --reference mobilenet-v2``'s code), ``--repeat`` times; the predicted ratio
+  (latprof, and FLOPs / op-count fits on the host's calibration set) against the measured one, with the
+  noise floor (the first half of the rounds against the second). Needs ``--db`` (benchmarks/lut_build.py).
+* ``keras``: the same for Keras applications (weights=None, 224x224) predicted from their .tflite files:
+  MobileNetV3Small/Large, EfficientNetB0/B2, InceptionV3, Xception, ResNet101V2, DenseNet169, ConvNeXtTiny.
+* ``published``: Pixel 1/2/3 from the published whole-model rows, each family predicted by a fit on the
+  others (prior ``auto``), against a FLOPs-only fit; also only the rows whose runtime another family shares.
+* ``speed``: one ``predict`` and ``predict_many`` (sampled architectures, token rows, parsed strings) on the
+  host predictor, best of 5, with a fixed numpy workload timed before and after.
 
-    python benchmarks/predictor_quality.py [--part few-shot] [--seeds 5] [--ns 0 5 10 20 50 100]
-        [--spaces nasbench201 nasbench201-pruned fbnet] [--devices pixel2 ...] [--every-form] [--json out.json]
+    python benchmarks/predictor_quality.py [--part few-shot|host|keras|published|speed|all] [--db HOST_DB]
+        [--seeds 5] [--ns 0 5 10 20 50 100] [--spaces nasbench201 nasbench201-pruned fbnet] [--devices pixel2 ...]
+        [--every-form] [--archs 30] [--rounds 6] [--repeat 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -64,64 +75,20 @@ METRICS = ("spearman_rho", "kendall_tau", "mape", "within_10")
 Predict = Callable[[Sequence[Any]], np.ndarray]
 
 
-# ---------------------------------------------------------------- latprof's fit (the one place to swap)
-
-_CALIBRATE_CACHE: dict[str, Any] = {}
-
+# ---------------------------------------------------------------- latprof's fit
 
 def _latprof_fit(space: SearchSpace, device: str, train_archs: Sequence[Any], train_ms: np.ndarray,
                  store: Store) -> Predict:
     """latprof fitted for ``device`` on ``train_archs`` measured at ``train_ms``; returns ``predict(archs) -> ms``.
 
-    Leave-one-device-out: this may use nothing of ``device`` but these rows, so a prior pooled from known
-    devices must be built without ``device``; ``store`` is a scratch database of this run. With no rows it is
-    the prior alone.
-
-    TODO(lead, issue 16): today's code (latprof.calibrate's space calibration, analytic prior: what
-    benchmarks/phone_latency.py runs). Swap the body for
-    ``fit_predictor(store, device, space.name, observations=[Observation(space.format(a), ms) ...])`` and
-    return its ``.predictor.predict_many``.
+    Leave-one-device-out: ``fit_predictor``'s default prior (``auto``) is, in this scratch store, the mix of
+    the devices latprof knows, built without ``device``; it uses nothing of ``device`` but these rows. With no
+    rows it is the prior alone (its ms scale is arbitrary; ranks only).
     """
-    from latprof.calibrate import fit_space_model
+    from latprof.predictor import Observation, fit_predictor
 
-    if space.name not in _CALIBRATE_CACHE:
-        _CALIBRATE_CACHE[space.name] = _BagIndex(space)
-    index = _CALIBRATE_CACHE[space.name]
-    if len(train_archs) == 0:
-        return index.predictor(0.0, lambda key, info: info.cost)
-    model = fit_space_model(index.bags_of(train_archs), train_ms, index.info)
-    return index.predictor(model.intercept_ms, model.layer_ms)
-
-
-class _BagIndex:
-    """Today's adapter's features, made once per architecture: its layer keys with their counts, and each key's
-    analytic prior cost."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        from latprof.calibrate import PriorCosts
-
-        self.space, self.prior = space, PriorCosts.load(space, None, None)
-        self._bags: dict[Any, Any] = {}
-        self.info: dict[str, Any] = {}
-
-    def bags_of(self, archs: Sequence[Any]) -> list[Any]:
-        from latprof.calibrate import bags, layer_info
-
-        new = [a for a in dict.fromkeys(archs) if a not in self._bags]
-        if new:
-            self._bags.update(zip(new, bags(self.space, new)))
-            keys = {k for a in new for k in self._bags[a]} - set(self.info)
-            self.info.update(layer_info(self.space, self.prior, keys))
-        return [self._bags[a] for a in archs]
-
-    def predictor(self, intercept_ms: float, layer_ms: Callable[[str, Any], float]) -> Predict:
-        weights: dict[str, float] = {}
-
-        def predict(archs: Sequence[Any]) -> np.ndarray:
-            bag_list = self.bags_of(archs)
-            weights.update({k: layer_ms(k, i) for k, i in self.info.items() if k not in weights})
-            return np.array([intercept_ms + sum(n * weights[k] for k, n in b.items()) for b in bag_list])
-        return predict
+    rows = [Observation(a, float(ms)) for a, ms in zip(train_archs, train_ms)]
+    return fit_predictor(store, device, space, observations=rows).predictor.predict_many
 
 
 # ---------------------------------------------------------------- data and features
@@ -312,6 +279,210 @@ def few_shot(args: argparse.Namespace, out: dict) -> None:
     print_bar(results)
 
 
+# ---------------------------------------------------------------- host, keras: ratios to MobileNetV2, interleaved
+
+HELD_OUT_SEED = 9_000_000  # far from latprof.lut.CALIBRATION_SEED: never in the calibration set
+KERAS_MODELS = ("MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0", "EfficientNetB2", "InceptionV3", "Xception",
+                "ResNet101V2", "DenseNet169", "ConvNeXtTiny")
+
+
+def _host_predictor(args: argparse.Namespace):
+    """The host's fitted predictor and its store (``--db``), or a usage error naming the command to make one."""
+    from latprof.predictor import load_predictor
+
+    if args.db is None or not args.db.is_file():
+        raise SystemExit("the host, keras and speed parts need --db DB with a host table and fitted predictor; "
+                         "make one with `python benchmarks/lut_build.py --db DB`")
+    store = Store(args.db, writable=False)
+    return load_predictor("local", "mnasnet", store=store), store
+
+
+def _interleaved(paths: Sequence[Path], reference: Path, rounds: int) -> list[dict[str, float]]:
+    """Each model's latency over the reference's, timed round by round in one session (``latprof measure
+    A B --reference R``'s code), with the noise floor: the first half of the rounds against the second."""
+    from latprof.devices import open_device
+    from latprof.measure import build_request, measure_many
+
+    with open_device("local") as device:
+        records = measure_many(list(paths), device, build_request(device), reference=reference, rounds=rounds)
+    out = []
+    for record in records[1:]:
+        ratios = np.array(record.reference_ratio["rounds"])
+        half = len(ratios) // 2
+        out.append({"ratio": float(np.median(ratios)),
+                    "halves": float(np.median(ratios[:half]) / np.median(ratios[half:]) - 1) if half else np.nan})
+    return out
+
+
+def _ratio_table(names: Sequence[str], measured: list[dict[str, float]], predicted: dict[str, np.ndarray],
+                 run: int) -> dict[str, Any]:
+    """Per method: the share of models whose predicted ratio is within 5% / 10% of the measured one."""
+    truth = np.array([m["ratio"] for m in measured])
+    halves = np.abs([m["halves"] for m in measured])
+    summary = {"noise_floor": {"mape": float(np.nanmean(halves)), "within_5": float(np.nanmean(halves <= 0.05)),
+                               "within_10": float(np.nanmean(halves <= 0.10))}}
+    print(f"  run {run}: noise floor (first half of the rounds against the second): MAPE "
+          f"{100 * summary['noise_floor']['mape']:.1f}%, within 5% {summary['noise_floor']['within_5']:.0%}")
+    print(f"  {'method':<16}{'within 5%':>10}{'within 10%':>11}{'MAPE':>7}{'Spearman':>10}")
+    for method, ratio in predicted.items():
+        e = error_summary(ratio, truth)
+        summary[method] = e
+        print(f"  {method:<16}{e['within_5']:>10.0%}{e['within_10']:>11.0%}{100 * e['mape']:>6.1f}%"
+              f"{e['spearman_rho']:>10.3f}")
+    summary["models"] = [{"model": n, **m, **{k: float(v[i]) for k, v in predicted.items()}}
+                         for i, (n, m) in enumerate(zip(names, measured))]
+    return summary
+
+
+def _baseline_ratios(store: Store, paths: Sequence[Path], reference: Path) -> dict[str, np.ndarray]:
+    """FLOPs and op-count fits on the host's calibration set, as ratios to the reference."""
+    from latprof.lut import load_calibration
+    from latprof.space import get_space, layer_operators, op_family, read_tflite_ops, tflite_operators, FAMILIES
+
+    def counts(ops) -> np.ndarray:
+        return np.bincount([FAMILIES.index(op_family(o)) for o in ops], minlength=len(FAMILIES))
+
+    rows = load_calibration(store.connection, "local", "mnasnet")
+    archs = [get_space("mnasnet", **r.params).parse(r.arch) for r in rows]
+    y = np.array([r.median_ms for r in rows])
+    ops = [[o for layer in get_space("mnasnet").layers(a) for o in layer_operators(layer)] for a in archs]
+    flops = baselines.fit_flops(np.array([sum(o.macs for o in x) for x in ops], float), y)
+    count_model = baselines.fit_op_counts(np.array([counts(x) for x in ops]), y)
+    target = [tflite_operators(read_tflite_ops(p)) for p in [reference, *paths]]
+    f = flops.predict(np.array([sum(o.macs for o in x) for x in target], float))
+    c = count_model.predict(np.array([counts(x) for x in target]))
+    return {"FLOPs fit": f[1:] / f[0], "op-kind counts": c[1:] / c[0]}
+
+
+def host(args: argparse.Namespace, out: dict) -> None:
+    """Held-out random MnasNet architectures, exported with the converter, against MobileNetV2."""
+    from latprof.space import export_many, get_space
+
+    predictor, store = _host_predictor(args)
+    space = get_space("mnasnet", **predictor.space_params)
+    rng = random.Random(HELD_OUT_SEED)
+    archs = [space.sample(rng) for _ in range(args.archs)]
+    folder = Path(tempfile.mkdtemp(prefix="latprof-quality-host-"))
+    reference_arch = space.parse("mobilenet-v2")
+    print(f"\n=== host, {space.name} {space.params()}: {len(archs)} held-out architectures (seed {HELD_OUT_SEED}), "
+          f"exported with the converter, each timed against MobileNetV2 in one session ({args.rounds} rounds)")
+    paths = [p for _, p in export_many([reference_arch, *archs], folder)]
+    ref_ms = predictor.predict(reference_arch).latency_ms
+    predicted = {"latprof": predictor.predict_many(archs) / ref_ms,
+                 **_baseline_ratios(store, paths[1:], paths[0])}
+    results = []
+    for run in range(1, args.repeat + 1):
+        measured = _interleaved(paths[1:], paths[0], args.rounds)
+        results.append(_ratio_table([space.format(a)[:40] for a in archs], measured, predicted, run))
+    out["host"] = {"archs": len(archs), "rounds": args.rounds, "runs": results,
+                   "goal": "latprof >= 90% within 10%, >= 60% within 5%"}
+
+
+def _keras_models(folder: Path) -> list[tuple[str, Path]]:
+    """The Keras applications of the bar (weights=None, 224x224), converted once and cached."""
+    from latprof.cache import cache_dir
+    from latprof.space import keras_to_tflite
+
+    out = []
+    cache = cache_dir() / "keras-apps"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in KERAS_MODELS:
+        path = cache / f"{name}-224.tflite"
+        if not path.is_file():
+            import keras
+
+            model = getattr(keras.applications, name)(weights=None, input_shape=(224, 224, 3))
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(keras_to_tflite(model))
+            tmp.replace(path)
+        out.append((name, path))
+    return out
+
+
+def keras_part(args: argparse.Namespace, out: dict) -> None:
+    """``latprof predict model.tflite`` on Keras applications the host table never saw, against MobileNetV2."""
+    from latprof.space import export_tflite, get_space
+
+    predictor, store = _host_predictor(args)
+    folder = Path(tempfile.mkdtemp(prefix="latprof-quality-keras-"))
+    models = _keras_models(folder)
+    reference = export_tflite(get_space("mnasnet").parse("mobilenet-v2"), folder / "mobilenet-v2.tflite")
+    print(f"\n=== keras: {len(models)} Keras applications (weights=None, 224x224) predicted from their .tflite, "
+          f"each timed against MobileNetV2 in one session ({args.rounds} rounds)")
+    ref_ms = predictor.predict(reference).latency_ms
+    predictions = [predictor.predict(path) for _, path in models]
+    for (name, _), p in zip(models, predictions):
+        print(f"  {name:<18} predicted {p.latency_ms:8.2f} ms, {100 * p.regression_share:3.0f}% of it from the "
+              f"operator regression")
+    predicted = {"latprof": np.array([p.latency_ms for p in predictions]) / ref_ms,
+                 **_baseline_ratios(store, [p for _, p in models], reference)}
+    results = []
+    for run in range(1, args.repeat + 1):
+        measured = _interleaved([p for _, p in models], reference, args.rounds)
+        results.append(_ratio_table([n for n, _ in models], measured, predicted, run))
+    out["keras"] = {"models": [n for n, _ in models], "runs": results, "goal": "latprof >= 80% within 10%"}
+
+
+# ---------------------------------------------------------------- published whole models, speed
+
+def published(args: argparse.Namespace, out: dict) -> None:
+    """Pixel 1/2/3 from the published whole-model rows: leave-one-family-out per row, against FLOPs-only."""
+    from latprof.predictor import fit_predictor, read_observations
+
+    print("\n=== published: Pixel phones' whole-model rows (latprof/data/device_configs/published/"
+          "published_pixel_latency.csv), each family predicted by a fit on the others")
+    results = out.setdefault("published", {})
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "scratch.db") as store:
+        print(f"  {'device':<8}{'rows':>5}  {'method':<36}{'MAPE':>7}{'within 10%':>11}{'Spearman':>10}")
+        for device in ("pixel1", "pixel2", "pixel3"):
+            rows = read_observations("published", device)
+            report = fit_predictor(store, device, None, observations=rows).report
+            results[device] = {k: report[k] for k in report if "family_out" in k and k != "lofo_ms"}
+            results[device]["prior"] = report["prior"]
+            for key, label in (("leave_one_family_out", "latprof, every row"),
+                               ("flops_leave_one_family_out", "FLOPs-only, every row"),
+                               ("leave_one_family_out_scaled", "latprof, rows of a fitted runtime"),
+                               ("flops_leave_one_family_out_scaled", "FLOPs-only, rows of a fitted runtime")):
+                if key in report:
+                    e = report[key]
+                    print(f"  {device:<8}{e['n']:>5}  {label:<36}{100 * e['mape']:>6.1f}%{e['within_10']:>11.0%}"
+                          f"{e['spearman_rho']:>10.3f}")
+
+
+def _best_of(fn: Callable[[], Any], repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def speed(args: argparse.Namespace, out: dict) -> None:
+    """One predict and predict_many on the host predictor, best of 5, next to a fixed numpy workload timed in
+    between (the machine's speed right now: a shared host drifts)."""
+    from latprof.space import get_space
+
+    predictor, _ = _host_predictor(args)
+    space = get_space("mnasnet", **predictor.space_params)
+    rng = random.Random(1)
+    archs = [space.sample(rng) for _ in range(20000)]
+    tokens = space.encode(archs)
+    parsed = [space.parse(space.format(a)) for a in archs[:2000]]
+    predictor.predict_many(archs[:10])
+    work = np.random.default_rng(0).random(2_000_000)
+    figures = {"numpy reference (ms)": 1e3 * _best_of(lambda: np.sort(work))}
+    figures["one predict (us)"] = 1e6 * _best_of(lambda: [predictor.predict(a) for a in archs[:2000]]) / 2000
+    figures["predict_many, sampled archs (archs/s)"] = len(archs) / _best_of(lambda: predictor.predict_many(archs))
+    figures["predict_many, token rows (archs/s)"] = len(archs) / _best_of(lambda: predictor.predict_many(tokens))
+    figures["predict_many, parsed archs (archs/s)"] = len(parsed) / _best_of(lambda: predictor.predict_many(parsed))
+    figures["numpy reference again (ms)"] = 1e3 * _best_of(lambda: np.sort(work))
+    print("\n=== speed (best of 5; goals: one predict <= 50 us, predict_many >= 1,000,000 archs/s)")
+    for name, value in figures.items():
+        print(f"  {name:<42}{value:>14,.1f}")
+    out["speed"] = figures
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", choices=(*PARTS, "all"), default="few-shot")
@@ -321,25 +492,26 @@ def main() -> int:
     ap.add_argument("--devices", nargs="+", help="phones of the published files (default: every column)")
     ap.add_argument("--every-form", action="store_true", help="each phone in both NAS-Bench-201 forms")
     ap.add_argument("--json", type=Path, help="write every figure here, as each phone finishes")
+    ap.add_argument("--db", type=Path, help="host database with a table and fitted predictor (host, keras, speed)")
+    ap.add_argument("--archs", type=int, default=30, help="held-out architectures (host)")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds per measurement (host, keras)")
+    ap.add_argument("--repeat", type=int, default=2, help="measure every model this many times (host, keras)")
     args = ap.parse_args()
     if args.seeds < 1 or any(n < 0 for n in args.ns):
         ap.error("--seeds must be >= 1 and every --ns >= 0")
-    start, out, missing = time.perf_counter(), {"settings": {k: (str(v) if isinstance(v, Path) else v)
-                                                               for k, v in vars(args).items()}}, []
+    start, out = time.perf_counter(), {"settings": {k: (str(v) if isinstance(v, Path) else v)
+                                                   for k, v in vars(args).items()}}
+    runners = {"few-shot": few_shot, "host": host, "keras": keras_part, "published": published, "speed": speed}
     for part in PARTS if args.part == "all" else (args.part,):
-        if part == "few-shot":
-            try:
-                few_shot(args, out)
-            except LatprofError as exc:
-                print(f"Error: {exc}", file=sys.stderr)
-                return 1
-        else:
-            print(f"\npart {part}: not implemented in this script yet")
-            missing.append(part)
+        try:
+            runners[part](args, out)
+        except LatprofError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1))
     print(f"\nwall time {time.perf_counter() - start:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
-    return 2 if missing else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -215,8 +215,7 @@ class LatencyPredictor:
         key = row.tobytes()
         ms = self._memo.get(key)
         if ms is None:
-            units = arch_units(space, space.from_tokens([int(t) for t in row]))
-            ms = self._memo[key] = self.intercept_ms + sum(self._unit(u)[0] for u in units)
+            ms = self._memo[key] = self.intercept_ms + sum(n * self._unit(u)[0] for u, n in _bag(space, key))
         return ms
 
     # ------------------------------------------------------------ the fast path
@@ -241,6 +240,22 @@ class LatencyPredictor:
             hit = slots.rows[(j, local)] = (rows, sum(r.ms for r in rows),
                                             sum(r.ms for r in rows if r.source == "regression"))
         return hit
+
+
+_BAGS: dict[str, dict[bytes, tuple[tuple[Unit, int], ...]]] = {}
+
+
+def _bag(space, tokens: bytes) -> tuple[tuple[Unit, int], ...]:
+    """An architecture's units with their counts, by its token bytes: the same for every predictor of the
+    space, so kept once per process (a space without token slots has at most a few ten thousand)."""
+    bags = _BAGS.setdefault(space.key, {})
+    bag = bags.get(tokens)
+    if bag is None:
+        units: dict[str, list] = {}
+        for u in arch_units(space, space.from_tokens(list(tokens))):
+            units.setdefault(u.key, [u, 0])[1] += 1
+        bag = bags[tokens] = tuple((u, n) for u, n in units.values())
+    return bag
 
 
 @dataclass

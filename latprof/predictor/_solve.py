@@ -4,7 +4,8 @@ Every latprof predictor is fitted here. Columns come in groups: group 0 is
 free (intercept, shared ratio), each further group shares one ridge penalty,
 chosen from :data:`LAMBDAS` (``inf`` drops the group) by exact leave-one-out
 error from the ridge hat matrix: the simplest penalties (largest, last group
-first) whose error is within one standard error of the best. One outlier pass
+first) whose error is within one standard error of the best (on a seeded
+sample of :data:`SELECT_ROWS` rows when there are more). One outlier pass
 drops rows the model misses by far more than the rest (a busy phone, a typo).
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 __all__ = ["LAMBDAS", "Solution", "ridge_loo", "fit_penalised"]
 
 LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, np.inf)
+SELECT_ROWS = 400  # penalties are chosen on at most this many rows: each grid point costs O(rows x columns^2)
 _OUTLIER_SIGMAS, _MAX_OUTLIER_SHARE = 5.0, 0.1
 
 
@@ -64,37 +66,54 @@ class Solution:
     inliers: np.ndarray  # bool per row
 
 
+def _penalty(groups: np.ndarray, lambdas: tuple[float, ...], fixed: dict[int, float]) -> np.ndarray:
+    penalty = np.r_[0.0, lambdas][groups]
+    for column, value in fixed.items():
+        penalty[column] = value
+    return penalty
+
+
 def _select(M: np.ndarray, y: np.ndarray, groups: np.ndarray, fixed: dict[int, float],
             grid: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     n_groups = int(groups.max(initial=0))
     present = [g for g in range(1, n_groups + 1) if (groups == g).any()]
     fits = []
     for chosen in itertools.product(grid, repeat=len(present)):
-        per_group = np.full(n_groups + 1, np.inf)
-        per_group[0] = 0.0
-        per_group[present] = chosen
-        penalty = per_group[groups]
-        for column, value in fixed.items():
-            penalty[column] = value
-        w, loo = ridge_loo(M, y, penalty)
+        lambdas = np.full(n_groups, np.inf)
+        lambdas[np.array(present, int) - 1] = chosen
+        w, loo = ridge_loo(M, y, _penalty(groups, tuple(lambdas), fixed))
         sq = loo ** 2
-        fits.append((float(sq.mean()), float(sq.std() / np.sqrt(len(sq))), tuple(per_group[1:]), w, loo))
+        fits.append((float(sq.mean()), float(sq.std() / np.sqrt(len(sq))), tuple(lambdas), w, loo))
     best, se = min((f[0], f[1]) for f in fits)
     simplest = max((f for f in fits if f[0] <= best + se), key=lambda f: tuple(reversed(f[2])))
     return simplest[3], simplest[4], simplest[2]
 
 
 def _select_nonneg(M: np.ndarray, y: np.ndarray, groups: np.ndarray, fixed: dict[int, float],
-                   grid: tuple[float, ...], nonneg: tuple[int, ...]):
-    """:func:`_select`, dropping the most negative of the ``nonneg`` columns until none is negative."""
+                   grid: tuple[float, ...], nonneg: tuple[int, ...], lambdas: tuple[float, ...] | None = None):
+    """:func:`_select` (or the given ``lambdas``), dropping the most negative of the ``nonneg`` columns until
+    none is negative; returns the coefficients, LOO residuals, penalties and the columns dropped."""
     fixed = dict(fixed)
     for _ in range(len(nonneg) + 1):
-        coef, loo, lambdas = _select(M, y, groups, fixed, grid)
+        if lambdas is None:
+            coef, loo, chosen = _select(M, y, groups, fixed, grid)
+        else:
+            (coef, loo), chosen = ridge_loo(M, y, _penalty(groups, lambdas, fixed)), lambdas
         negative = [j for j in nonneg if coef[j] < 0]
         if not negative:
             break
         fixed[min(negative, key=lambda j: coef[j])] = np.inf
-    return coef, loo, lambdas
+    return coef, loo, chosen
+
+
+def _choose(M: np.ndarray, y: np.ndarray, groups: np.ndarray, fixed: dict[int, float], grid: tuple[float, ...],
+            nonneg: tuple[int, ...]):
+    """Penalties by exact LOO on at most :data:`SELECT_ROWS` rows (seeded), then the fit on every row."""
+    if len(y) <= SELECT_ROWS:
+        return _select_nonneg(M, y, groups, fixed, grid, nonneg)
+    rows = np.sort(np.random.default_rng(0).choice(len(y), SELECT_ROWS, replace=False))
+    _, _, lambdas = _select_nonneg(M[rows], y[rows], groups, fixed, grid, nonneg)
+    return _select_nonneg(M, y, groups, fixed, grid, nonneg, lambdas)
 
 
 def fit_penalised(M: np.ndarray, y: np.ndarray, groups: np.ndarray, *, weights: np.ndarray | None = None,
@@ -111,10 +130,10 @@ def fit_penalised(M: np.ndarray, y: np.ndarray, groups: np.ndarray, *, weights: 
     Mw, yw = M * w_rows[:, None], y * w_rows
     fixed = fixed or {}
     inliers = np.ones(len(y), dtype=bool)
-    coef, loo, lambdas = _select_nonneg(Mw, yw, groups, fixed, grid, nonneg)
+    coef, loo, lambdas = _choose(Mw, yw, groups, fixed, grid, nonneg)
     scale = 1.4826 * float(np.median(np.abs(loo)))
     wild = np.abs(loo) > _OUTLIER_SIGMAS * max(scale, 1e-12)
     if wild.any() and wild.sum() <= _MAX_OUTLIER_SHARE * len(y) and len(y) - wild.sum() >= min_rows:
         inliers = ~wild
-        coef, loo, lambdas = _select_nonneg(Mw[inliers], yw[inliers], groups, fixed, grid, nonneg)
+        coef, loo, lambdas = _choose(Mw[inliers], yw[inliers], groups, fixed, grid, nonneg)
     return Solution(coef, loo / w_rows[inliers], lambdas, inliers)

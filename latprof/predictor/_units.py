@@ -10,7 +10,7 @@ from typing import Any
 from latprof.space import LayerConfig, Operator, SearchSpace, layer_operators, read_tflite_ops, recover_layers, \
     tflite_operators
 
-__all__ = ["Unit", "arch_units", "tflite_units", "layer_unit"]
+__all__ = ["Unit", "arch_units", "tflite_units", "layer_unit", "key_unit"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,13 @@ def layer_unit(name: str, layer: LayerConfig) -> Unit:
     return Unit(name, key, layer, ops)
 
 
+def key_unit(key: str) -> Unit:
+    """The unit a table key stands for: a layer (``LayerConfig.layer_key``) or one operator (``Operator.key``)."""
+    if key.startswith("op:"):
+        return Unit(key, key, None, (Operator.from_key(key),))
+    return layer_unit("", LayerConfig.from_key(key))
+
+
 def arch_units(space: SearchSpace, arch: Any) -> list[Unit]:
     """The units of an architecture of ``space``, in run order."""
     return [layer_unit(name, layer) for name, layer in space.named_layers(arch)]
@@ -45,7 +52,6 @@ def tflite_units(path: str | Path) -> list[Unit]:
         if layer is not None:
             units.append(layer_unit(f"layer{n}", layer))
             continue
-        op = ops[0]
-        shape = "x".join(str(d) for d in (op.outputs[0].shape if op.outputs else ()))
-        units.append(Unit(f"op{op.index}", f"op:{op.name}[{shape}]", None, tuple(tflite_operators([op]))))
+        operator = tflite_operators(ops)[0]
+        units.append(Unit(f"op{ops[0].index}", operator.key(), None, (operator,)))
     return units
