@@ -98,7 +98,7 @@ def test_host_latency_matches_the_converted_model(pairs):
 
 
 def test_predictor_op_model_matches_the_written_operators(tmp_path):
-    """latprof.predict's analytic operator list equals what the writer emits (names, sizes, MACs)."""
+    """latprof.space's operator list of a layer equals what the writer emits (names, sizes, MACs)."""
     space = MnasNetSpace(0.35, 64)
     layers = list({layer for a in (space.sample(random.Random(s)) for s in range(3)) for layer in space.layers(a)})
     layers += LAYERS

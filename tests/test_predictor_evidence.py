@@ -29,13 +29,16 @@ def test_published_rows_name_their_runtime():
     assert len(readme_v2) == 1 and len(paper) == 1 and readme_v2 != paper
 
 
-def test_mnasnet_holdout_rows_read_as_named_architectures():
-    rows = read_observations(PUBLISHED / "mnasnet_a1_pixel1_latency.csv", "pixel1")
-    assert len(rows) == 25 and {r.family for r in rows} == {"mnasnet-a1"}
-    assert {r.model.name for r in rows} >= {"mnasnet-a1@1.4,224", "mnasnet-a1@0.35,96"}
-    assert all(r.name == r.model.name for r in rows)
-    assert all("tensorflow/tpu" in r.source and r.runtime for r in rows)
-    assert not {r.runtime for r in rows} & {r.runtime for r in read_observations("published", "pixel1")}
+def test_named_architecture_rows_read_with_their_family_runtime_and_source(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("model,depth_multiplier,resolution,latency_ms,device,runtime_version,source\n"
+                   "mnasnet-a1,1.4,224,150.0,Pixel 1,tflite 2018,a paper\n"
+                   "mnasnet-a1,0.35,96,9.5,Pixel 1,tflite 2018,a paper\n"
+                   "mnasnet-a1,1.0,224,78.0,Pixel 2,tflite 2018,a paper\n")
+    rows = read_observations(path, "pixel1")
+    assert len(rows) == 2 and {r.family for r in rows} == {"mnasnet-a1"}
+    assert {r.model.name for r in rows} == {"mnasnet-a1@1.4,224", "mnasnet-a1@0.35,96"}
+    assert all(r.name == r.model.name and r.source == "a paper" and r.runtime == "tflite 2018" for r in rows)
 
 
 def test_published_rows_keep_their_sources():
@@ -130,10 +133,8 @@ def test_calibrate_end_to_end_on_a_new_device(tmp_path):
 
 def test_a_named_architecture_prices_like_its_layers():
     """mnasnet-a1 rows are architectures: their units are the space's layers, as the predictor prices them."""
-    (row,) = [r for r in read_observations(PUBLISHED / "mnasnet_a1_pixel1_latency.csv", "pixel1")
-              if r.model.name == "mnasnet-a1@0.35,96"]
     space = get_space("mnasnet")
-    units = tflite_units(tflite_for(row.model))
+    units = tflite_units(tflite_for(model_spec("mnasnet-a1", 0.35, 96)))
     layers = arch_units(space, space.parse("mnasnet-a1@0.35,96"))
     assert [u.key for u in units] == [u.key for u in layers]
     assert np.isclose(sum(analytic_ms(u) for u in units), sum(analytic_ms(u) for u in layers))

@@ -36,7 +36,7 @@ both behaviours, so the space comes in two registered forms:
   HW-NAS-Bench's Pixel 3 and Raspberry Pi 4 latencies behave like this: those
   ~340 cells take ~0 ms, and counting only the edges that reach the output
   explains the rest best (in-sample Spearman's rho of latprof's additive fit
-  on all 15,625 cells, benchmarks/phone_latency.py: Pixel 3 0.967 vs 0.913
+  on all 15,625 cells, benchmarks/predictor_quality.py: Pixel 3 0.967 vs 0.913
   counting every edge; on HELP's Pixel 2 the other way round, 0.834 vs 0.905).
 """
 
