@@ -337,10 +337,9 @@ def _ratio_table(names: Sequence[str], measured: list[dict[str, float]], predict
 def _baseline_ratios(store: Store, paths: Sequence[Path], reference: Path) -> dict[str, np.ndarray]:
     """FLOPs and op-count fits on the host's calibration set, as ratios to the reference."""
     from latprof.lut import load_calibration
-    from latprof.space import get_space, layer_operators, op_family, read_tflite_ops, tflite_operators, FAMILIES
+    from latprof.space import get_space, layer_operators, read_tflite_ops, tflite_operators
 
-    def counts(ops) -> np.ndarray:
-        return np.bincount([FAMILIES.index(op_family(o)) for o in ops], minlength=len(FAMILIES))
+    counts = baselines.family_counts
 
     rows = load_calibration(store.connection, "local", "mnasnet")
     archs = [get_space("mnasnet", **r.params).parse(r.arch) for r in rows]

@@ -318,8 +318,7 @@ def _family_counts(rows: Sequence[Row]) -> np.ndarray:
     for i, r in enumerate(rows):
         for u in r.units:
             if u.key not in per_unit:
-                per_unit[u.key] = np.bincount([FAMILIES.index(op_family(op)) for op in u.operators],
-                                              minlength=len(FAMILIES))
+                per_unit[u.key] = baselines.family_counts(u.operators)
             counts[i] += per_unit[u.key]
     return counts
 

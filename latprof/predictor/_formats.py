@@ -14,8 +14,9 @@ __all__ = ["FORMAT", "from_stored"]
 FORMAT = "latprof.predictor/2"
 
 
-def _space_calibrated_v1(doc: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+def _space_calibrated_v1(row: StoredPredictor) -> dict[str, Any]:
     """A stored ``latprof calibrate --space`` fit of latprof <= stop 13: its per-key weights are device ms."""
+    doc, report = row.document, row.report
     return {
         "format": FORMAT, "device": doc["device"], "space": doc["space"], "space_params": doc["params"],
         "prior": doc["prior"], "intercept_ms": doc["model"]["intercept_ms"],
@@ -25,15 +26,15 @@ def _space_calibrated_v1(doc: dict[str, Any], report: dict[str, Any]) -> dict[st
     }
 
 
-def _refit(command: str) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]:
-    def fail(doc: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-        raise PredictorError(f"the stored predictor of {doc.get('device')} ({doc.get('space')}) is from an older "
-                             f"latprof (format {doc.get('format')}); run `{command.format(**doc)}` again")
+def _refit(command: str) -> Callable[[StoredPredictor], dict[str, Any]]:
+    def fail(row: StoredPredictor) -> dict[str, Any]:
+        raise PredictorError(f"the stored predictor of {row.device} ({row.space}) is from an older latprof (format "
+                             f"{row.format}); run `{command.format(device=row.device, space=row.space)}` again")
     return fail
 
 
-_LOADERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
-    FORMAT: lambda doc, report: doc,
+_LOADERS: dict[str, Callable[[StoredPredictor], dict[str, Any]]] = {
+    FORMAT: lambda row: row.document,
     "latprof-space-calibrated/1": _space_calibrated_v1,
     "latprof.predictor/1": _refit("latprof fit --device {device} --space {space}"),
     "latprof-calibrated/1": _refit("latprof calibrate --device {device} --from CSV|published"),
@@ -46,4 +47,4 @@ def from_stored(row: StoredPredictor, space: str) -> LatencyPredictor:
     if loader is None:
         raise PredictorError(f"the stored predictor of {row.device} ({row.space}) has format {row.format!r}, which "
                              "this latprof does not know; upgrade latprof or fit it again")
-    return LatencyPredictor(loader(row.document, row.report), space=space)
+    return LatencyPredictor(loader(row), space=space)

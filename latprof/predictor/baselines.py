@@ -15,7 +15,7 @@ Each fit returns a model with ``.predict``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -25,9 +25,9 @@ from scipy.optimize import lsq_linear
 
 from latprof.errors import PredictorError
 from latprof.predictor._solve import ridge_loo
-from latprof.space import FAMILIES, LayerConfig, SearchSpace, layer_operators, op_family
+from latprof.space import FAMILIES, LayerConfig, Operator, SearchSpace, layer_operators, op_family
 
-__all__ = ["FlopsModel", "OpCountModel", "OneHotModel", "fit_flops", "fit_op_counts", "fit_onehot", "op_counts",
+__all__ = ["FlopsModel", "OpCountModel", "OneHotModel", "fit_flops", "fit_op_counts", "fit_onehot", "op_counts", "family_counts",
            "ONEHOT_PENALTIES"]
 
 ONEHOT_PENALTIES = tuple(np.logspace(-3, 3, 13))
@@ -122,10 +122,15 @@ def fit_op_counts(counts: Any, y: Any) -> OpCountModel:
     return OpCountModel(float(theta[0]), theta[1:])
 
 
+def family_counts(operators: Iterable[Operator]) -> np.ndarray:
+    """How many of ``operators`` fall in each family (:data:`latprof.space.FAMILIES` order)."""
+    families = Counter(op_family(op) for op in operators)
+    return np.array([families[f] for f in FAMILIES], float)
+
+
 @lru_cache(maxsize=65536)
 def _layer_counts(layer: LayerConfig) -> np.ndarray:
-    families = Counter(op_family(op) for op in layer_operators(layer))
-    return np.array([families[f] for f in FAMILIES], float)
+    return family_counts(layer_operators(layer))
 
 
 def op_counts(space: SearchSpace, archs: Sequence[Any]) -> tuple[np.ndarray, tuple[str, ...]]:
