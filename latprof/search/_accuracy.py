@@ -131,17 +131,12 @@ class ProxyTrainEstimator(AccuracyEstimator):
     def __call__(self, arch: Architecture) -> float:
         import keras
 
-        from latprof.space._build import apply_layer
-        from latprof.space._layers import named_layers
+        from latprof.space import build_keras_model
 
         arch = _chain(arch, self.spec)
         copy = scaled_copy(arch, resolution=self.resolution, width=self.width, num_classes=self.data.num_classes)
         keras.utils.set_random_seed(arch_seed(arch, self.seed))
-        inp = keras.Input((self.resolution, self.resolution, 3))
-        x = inp
-        for name, layer in named_layers(copy):
-            x = apply_layer(x, layer, name.replace(".", "_"))
-        model = keras.Model(inp, x)
+        model = build_keras_model(copy, batch_size=None)
         for layer in model.layers:  # few steps: let BatchNorm's running statistics catch up
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = 0.9

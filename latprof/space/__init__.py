@@ -40,11 +40,12 @@ from latprof.space._recover import recover_layers
 from latprof.space._zoo import ModelSpec, model_spec, tflite_for
 
 
-def build_keras_model(arch, name=None):
-    """A float32 Keras model (random weights) of an Architecture or a single LayerConfig. Imports TensorFlow."""
+def build_keras_model(arch, name=None, batch_size=1):
+    """A float32 Keras model (random weights) of an Architecture or a single LayerConfig, batch ``batch_size``
+    (None: any). Imports TensorFlow."""
     from latprof.space._build import build_keras_model as _build
 
-    return _build(arch, name=name)
+    return _build(arch, name=name, batch_size=batch_size)
 
 
 def export_tflite(arch, path, space=None):

@@ -144,10 +144,11 @@ def apply_cell_layer(x, layer: LayerConfig, name: str, other=None):
     return L.Add(name=name + "_add")([sc, x])
 
 
-def build_keras_model(arch: Architecture | LayerConfig, name: str | None = None):
+def build_keras_model(arch: Architecture | LayerConfig, name: str | None = None, batch_size: int | None = 1):
     """A float32 Keras model of ``arch`` (or of a single layer) with random weights (``weights=None``).
 
-    Batch size is fixed to 1, input is ``resolution x resolution x channels``.
+    Batch size is fixed to ``batch_size`` (1: what runs on a device; None: any, for training), input is
+    ``resolution x resolution x channels``.
     """
     keras = _keras()
     if isinstance(arch, LayerConfig):
@@ -157,7 +158,7 @@ def build_keras_model(arch: Architecture | LayerConfig, name: str | None = None)
         return keras.Model(inp, out, name=name or "layer")
     if not isinstance(arch, Architecture):
         raise ArchitectureError(f"expected an Architecture or LayerConfig, got {type(arch).__name__}")
-    inp = keras.Input((arch.resolution, arch.resolution, 3), batch_size=1, name="input")
+    inp = keras.Input((arch.resolution, arch.resolution, 3), batch_size=batch_size, name="input")
     x = inp
     for lname, layer in named_layers(arch):
         x = apply_layer(x, layer, lname.replace(".", "_"))
