@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from latprof.cli import main
-from latprof.data import PUBLISHED
 from latprof.errors import ParseError
 from latprof.predictor import read_observations
 from latprof.predictor._priors import analytic_ms
@@ -145,7 +144,7 @@ def test_leave_one_family_out_never_sees_the_held_out_family(monkeypatch):
     import random
 
     from _laws import family_ratios, law_rows
-    from latprof.predictor import _fit
+    from latprof.predictor import _report
     from latprof.predictor._model import fit_units
     from latprof.predictor._priors import AnalyticPrior
 
@@ -154,8 +153,8 @@ def test_leave_one_family_out_never_sees_the_held_out_family(monkeypatch):
     families = ["a"] * 5 + ["b"] * 4 + ["c"] * 2
     prior = AnalyticPrior()
     seen = []
-    monkeypatch.setattr(_fit, "fit_units", lambda fold, p, **kw: seen.append(fold) or fit_units(fold, p, **kw))
-    out = _fit._leave_one_family_out(rows, families, prior, None)
+    monkeypatch.setattr(_report, "fit_units", lambda fold, p, **kw: seen.append(fold) or fit_units(fold, p, **kw))
+    out = _report._leave_one_family_out(rows, families, prior, None)
     assert sorted(len(fold) for fold in seen) == [6, 7, 9]
     for family in "abc":
         test = [i for i, f in enumerate(families) if f == family]

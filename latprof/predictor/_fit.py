@@ -16,27 +16,23 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from latprof.errors import LookupTableError, PredictorError
-from latprof.lut import finished_builds, load_calibration, load_entries, table_identity
-from latprof.predictor import baselines
+from latprof.errors import PredictorError
+from latprof.lut import finished_builds, table_identity
 from latprof.predictor._evidence import Observation, lut_observations
 from latprof.predictor._formats import FORMAT
-from latprof.predictor._known import known_costs, rescale
-from latprof.predictor._metrics import error_summary
-from latprof.predictor._model import MIN_ROWS, Row, UnitModel, fit_units
-from latprof.predictor._opmodel import Neighbours, fit_op_regression
+from latprof.predictor._model import Row, UnitModel, fit_units
 from latprof.predictor._predictor import LatencyPredictor
-from latprof.predictor._priors import AnalyticPrior, DevicesPrior, Prior, TablePrior
+from latprof.predictor._priors import Prior
+from latprof.predictor._report import fit_report
+from latprof.predictor._sources import BAND_PERCENTILE, load_prior, own_table_prior
 from latprof.predictor._units import Unit, arch_units, key_unit, layer_unit, tflite_units
-from latprof.space import FAMILIES, LayerConfig, SearchSpace, get_space, op_family, tflite_for
-from latprof.speed import probe_factor, probe_identity, register_reference
+from latprof.space import FAMILIES, SearchSpace, get_space, op_family, tflite_for
+from latprof.speed import register_reference
 from latprof.store import Store
 
 __all__ = ["Fitted", "fit_predictor", "save_predictor", "load_prior", "select_archs", "own_table_prior"]
 
-_REF_PERCENTILE = 10
 _MIN_CALIBRATION = 4
-_BAND_PERCENTILE = 90
 WHOLE_MODELS = "*"
 
 
@@ -50,106 +46,6 @@ class Fitted:
     @property
     def predictor(self) -> LatencyPredictor:
         return LatencyPredictor(self.document)
-
-
-# ---------------------------------------------------------------- priors
-
-def _fit_beta(entries, ms: np.ndarray, probes: np.ndarray, ref: float | None, ops) -> float:
-    """How latency scales with the probe time, from the table's residuals against the regression."""
-    ok = np.isfinite(probes)
-    if ref is None or ok.sum() < 20 or np.ptp(np.log(probes[ok])) < 0.05:
-        return 1.0
-    regression = fit_op_regression(ops, ms)
-    estimate = np.array([regression.ops_ms(o).sum() for o in ops])
-    resid = np.log(ms / np.maximum(estimate, 1e-9))
-    slope = np.polyfit(np.log(probes[ok] / ref), resid[ok], 1)[0]
-    return float(np.clip(slope, 0.0, 1.5))
-
-
-def own_table_prior(store: Store, device: str, space: str) -> tuple[TablePrior, list]:
-    """The device's own table prior at its reference speed, and its calibration rows (raw)."""
-    entries = load_entries(store.connection, device, space)
-    if not entries:
-        raise LookupTableError(f"no lookup table for device {device} (space {space}); run `latprof build-lut "
-                               f"--device {device}` or `latprof calibrate --device {device} --from ...`")
-    calibration = load_calibration(store.connection, device, space)
-    probes = np.array([np.mean(e.settings["probe_ms"]) if e.settings.get("probe_ms") else np.nan
-                       for e in entries + calibration])
-    ref = float(np.nanpercentile(probes, _REF_PERCENTILE)) if np.isfinite(probes).any() else None
-    units = [key_unit(e.layer_key) for e in entries]
-    ops = [u.operators for u in units]
-    raw = np.array([e.median_ms for e in entries])
-    beta = _fit_beta(entries, raw, probes[:len(entries)], ref, ops)
-    ms = np.array([e.median_ms * probe_factor(e.settings.get("probe_ms"), ref, beta) for e in entries])
-    regression = fit_op_regression(ops, ms)
-    estimate = np.array([regression.ops_ms(o).sum() for o in ops])
-    layers = [i for i, u in enumerate(units) if u.layer is not None]
-    neighbours = Neighbours.build([units[i].layer for i in layers], ms[layers], estimate[layers])
-    speed = {"probe_ref_ms": ref, "probe_beta": beta, "probe_identity": probe_identity(entries[0].settings)}
-    prior = TablePrior(device, dict(zip((e.layer_key for e in entries), ms)), regression, neighbours, own=True,
-                       speed=speed)
-    prior.width_cv = _width_cv(units, ms)
-    return prior, calibration
-
-
-def _width_cv(units: list[Unit], ms: np.ndarray) -> dict[str, Any]:
-    """Leave-one-width-out: every entry of an output width held out at once ("channel counts the table lacks");
-    an operator entry is held out with the operators of its output size."""
-    widths = np.array([u.layer.out_channels if u.layer is not None else -u.operators[0].out_elems for u in units])
-    raw, corrected = np.zeros(len(ms)), np.zeros(len(ms))
-    for width in np.unique(widths):
-        test = widths == width
-        if test.all():
-            return {}
-        train = np.flatnonzero(~test)
-        regression = fit_op_regression([units[i].operators for i in train], ms[train])
-        estimate = np.array([regression.ops_ms(u.operators).sum() for u in units])
-        layers = [i for i in train if units[i].layer is not None]
-        neighbours = Neighbours.build([units[i].layer for i in layers], ms[layers], estimate[layers])
-        raw[test] = estimate[test]
-        corrected[test] = [estimate[i] * (neighbours.factor(units[i].layer) if units[i].layer is not None else 1.0)
-                           for i in np.flatnonzero(test)]
-    return {"regression_only": error_summary(raw, ms), "with_neighbours": error_summary(corrected, ms),
-            "abs_rel_p90": float(np.percentile(np.abs(corrected / ms - 1), _BAND_PERCENTILE))}
-
-
-def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, device: str) -> Prior:
-    """A prior by name: ``auto``, ``own``, ``analytic``, ``devices`` or ``table:DEVICE``.
-
-    ``auto``: for a space, the device's own table, else the known devices' mix (never the device
-    itself: it is the one being predicted), else analytic; for whole models (``space`` None), the
-    device's own table when it has one, else analytic (the host's table as prior predicted Pixel 2
-    and 3 models of a held-out family worse than analytic: 16.8% / 5.0% MAPE against 3.2% / 0.9%).
-    """
-    space_name = space.name if space is not None else "mnasnet"
-    if spec in ("auto", "own") and store is not None and load_entries(store.connection, device, space_name):
-        return own_table_prior(store, device, space_name)[0]
-    if spec == "own":
-        raise LookupTableError(f"no lookup table for device {device} (space {space_name}); "
-                               f"run `latprof build-lut --device {device}`")
-    if spec.startswith("table:"):
-        other = spec.split(":", 1)[1]
-        if store is None or not load_entries(store.connection, other, space_name):
-            raise LookupTableError(f"no lookup table for device {other} (space {space_name}); run "
-                                   f"`latprof build-lut --device {other} --space {space_name}` or pick another prior")
-        prior = own_table_prior(store, other, space_name)[0]
-        return TablePrior(other, prior.table, prior.regression, prior.neighbours, own=False)
-    if spec in ("auto", "devices") and space is not None:
-        components, scales = known_costs(space, exclude=device)
-        if device != "local" and store is not None and load_entries(store.connection, "local", space_name):
-            components["local"] = _table_costs(own_table_prior(store, "local", space_name)[0], space)
-            scales["local"] = rescale(components["local"], space)
-        if components:
-            return DevicesPrior(components, scales)
-    if spec in ("auto", "devices", "analytic"):
-        return AnalyticPrior()
-    raise PredictorError(f"unknown prior {spec!r}; use auto, analytic, devices or table:DEVICE")
-
-
-def _table_costs(prior: TablePrior, space: SearchSpace) -> dict[str, float]:
-    """A table prior's ms for every unique layer of ``space`` (measured, else its regression)."""
-    units = [layer_unit("", layer) for layer in space.unique_layer_configs()]
-    return {u.key: float(prior.costs(u)[0].sum()) for u in units}
 
 
 # ---------------------------------------------------------------- rows
@@ -242,7 +138,7 @@ def fit_predictor(store: Store, device: str, space: str | SearchSpace | None = "
     else:  # the prior alone: it ranks, but its milliseconds are the prior's, not the device's
         model, loo, kept = UnitModel(0.0, 1.0), np.zeros(0), np.zeros(0, dtype=bool)
     document = _document(device, space_obj, variants, prior_obj, model, rows, chosen, loo, kept, store)
-    report = _report(device, space_obj, prior_obj, model, rows, observations, chosen, loo, kept, document)
+    report = fit_report(device, space_obj, prior_obj, model, rows, observations, chosen, loo, kept, document)
     notify(f"fitted the {document['space']} predictor of {device} on {len(chosen)} rows (prior {prior_obj.name})")
     return Fitted(document, report)
 
@@ -271,7 +167,7 @@ def _known_units(space: SearchSpace | None, prior: Prior, rows: list[Row], varia
 
 def _band(prior: Prior, y: np.ndarray, loo: np.ndarray) -> dict[str, float]:
     rel = np.abs(loo / y - 1)
-    band = float(np.percentile(rel, _BAND_PERCENTILE)) if len(rel) else 1.0  # no rows: no idea of the scale
+    band = float(np.percentile(rel, BAND_PERCENTILE)) if len(rel) else 1.0  # no rows: no idea of the scale
     width_cv = getattr(prior, "width_cv", {})
     return {"rel": band, "unpriced_rel": float(width_cv.get("abs_rel_p90", band))}
 
@@ -299,124 +195,6 @@ def _ops(model: UnitModel, prior: Prior) -> dict[str, Any]:
     return {"regression": prior.regression.to_json(), "ratio": model.ratio, "family_ratio": model.family_ratio,
             "family_op_ms": model.family_op_ms, "macs": model.aux.get("macs", 0.0),
             "analytic": float(sum(v for k, v in model.aux.items() if k != "macs"))}
-
-
-def _predict_rows(document: dict[str, Any], rows: Sequence[Row]) -> np.ndarray:
-    """Predictions of rows whose units are all in the document, in each row's runtime when it was fitted."""
-    keys, b = document["keys"], document["intercept_ms"]
-    factors = document["runtime_factors"]
-    return np.array([(b + sum(keys[u.key][0] for u in r.units)) * factors.get(r.runtime, 1.0) for r in rows])
-
-
-def _macs(rows: Sequence[Row]) -> np.ndarray:
-    return np.array([sum(op.macs for u in r.units for op in u.operators) for r in rows], float)
-
-
-def _family_counts(rows: Sequence[Row]) -> np.ndarray:
-    counts = np.zeros((len(rows), len(FAMILIES)))
-    per_unit: dict[str, np.ndarray] = {}
-    for i, r in enumerate(rows):
-        for u in r.units:
-            if u.key not in per_unit:
-                per_unit[u.key] = baselines.family_counts(u.operators)
-            counts[i] += per_unit[u.key]
-    return counts
-
-
-class _BaselineData:
-    """What the baselines see of rows: multiply-adds, op-family counts, latencies, runtimes."""
-
-    def __init__(self, rows: Sequence[Row]) -> None:
-        self.macs, self.counts = _macs(rows), _family_counts(rows)
-        self.y, self.runtimes = np.array([r.latency_ms for r in rows]), [r.runtime for r in rows]
-
-    def predict(self, train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
-        """FLOPs and op-kind-count predictions of the ``test`` rows, fitted on the ``train`` rows."""
-        runtimes = self.runtimes
-        flops = baselines.fit_flops(self.macs[train], self.y[train], [runtimes[i] for i in train])
-        return {"flops": flops.predict(self.macs[test], [runtimes[i] for i in test]),
-                "op_counts": baselines.fit_op_counts(self.counts[train], self.y[train]).predict(self.counts[test])}
-
-
-def _cv_baselines(rows: Sequence[Row], max_folds: int = 100) -> dict[str, np.ndarray]:
-    """Held-out baseline predictions: leave-one-out, or ``max_folds`` folds when there are more rows."""
-    data = _BaselineData(rows)
-    folds = np.arange(len(rows)) % max_folds if len(rows) > max_folds else np.arange(len(rows))
-    out = {"flops": np.zeros(len(rows)), "op_counts": np.zeros(len(rows))}
-    for fold in np.unique(folds):
-        test = np.flatnonzero(folds == fold)
-        for name, pred in data.predict(np.flatnonzero(folds != fold), test).items():
-            out[name][test] = pred
-    return out
-
-
-def _report(device: str, space: SearchSpace | None, prior: Prior, model: UnitModel, rows: list[Row],
-            observations: Sequence[Observation], chosen: list[int], loo: np.ndarray, kept: np.ndarray,
-            document: dict[str, Any]) -> dict[str, Any]:
-    fitted = [rows[i] for i in chosen]
-    y = np.array([r.latency_ms for r in fitted])
-    report: dict[str, Any] = {
-        "device": device, "space": document["space"], "rows": len(rows), "fitted_on": len(chosen),
-        "prior": prior.name, "model": model.to_json(), "band": document["band"],
-        "leave_one_out": error_summary(loo[kept], y[kept]),
-        "outliers": [observations[chosen[i]].name or str(chosen[i]) for i in np.flatnonzero(~kept)
-                     if rows[chosen[i]].units],
-        "fitted_rows": [_name(observations[i], space) for i in chosen],
-    }
-    if len(fitted) >= 3:
-        report["baselines_leave_one_out"] = {name: error_summary(pred, y)
-                                             for name, pred in _cv_baselines(fitted).items()}
-    if getattr(prior, "own", False):
-        report["table_entries"] = len(prior.table)
-        report["regression_leave_width_out"] = prior.width_cv
-    held = np.setdiff1d(np.arange(len(rows)), chosen)
-    if len(held):
-        y_held = np.array([rows[i].latency_ms for i in held])
-        report["held_out"] = error_summary(_predict_rows(document, [rows[i] for i in held]), y_held)
-        report["baselines_held_out"] = {name: error_summary(pred, y_held)
-                                        for name, pred in _BaselineData(rows).predict(np.array(chosen), held).items()}
-    families = [observations[i].family for i in chosen]
-    if space is None and len(set(families)) > 1:
-        report.update(_leave_one_family_out(fitted, families, prior, document["runtime"] or None))
-    return report
-
-
-def _name(obs: Observation, space: SearchSpace | None) -> str:
-    if obs.name:
-        return obs.name
-    return (obs.space or space).format(obs.model) if (obs.space or space) is not None else str(obs.model)
-
-
-def _leave_one_family_out(rows: list[Row], families: list[str], prior: Prior, runtime: str | None) -> dict:
-    """Each family predicted by a fit on the others (penalties and target runtime chosen anew), next to FLOPs.
-
-    A family whose complement is too small to fit is not predicted; ``scaled``: only the rows whose
-    runtime some other family was measured with (others cannot be put on their runtime's scale)."""
-    y, data = np.array([r.latency_ms for r in rows]), _BaselineData(rows)
-    pred, flops = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
-    for family in dict.fromkeys(families):
-        test = np.array([f == family for f in families])
-        if (~test).sum() < MIN_ROWS:
-            continue
-        fold, _, _ = fit_units([r for r, t in zip(rows, test) if not t], prior)
-        cost = {}
-        for i in np.flatnonzero(test):
-            units = rows[i].units
-            cost.update({u.key: fold.unit_ms(u, prior) for u in units if u.key not in cost})
-            factor = fold.runtime_factors.get(rows[i].runtime, 1.0) if rows[i].runtime != fold.runtime else 1.0
-            pred[i] = (fold.intercept_ms + sum(cost[u.key] for u in units)) * factor
-        flops[test] = data.predict(np.flatnonzero(~test), np.flatnonzero(test))["flops"]
-    done = np.isfinite(pred)
-    scaled = done & np.array([any(o.runtime == r.runtime and g != f for o, g in zip(rows, families))
-                              for r, f in zip(rows, families)])
-    out = {"leave_one_family_out": error_summary(pred[done], y[done]),
-           "flops_leave_one_family_out": error_summary(flops[done], y[done])}
-    if 0 < scaled.sum() < done.sum():
-        out["leave_one_family_out_scaled"] = {"rows": int(scaled.sum()), **error_summary(pred[scaled], y[scaled])}
-        out["flops_leave_one_family_out_scaled"] = {"rows": int(scaled.sum()),
-                                                    **error_summary(flops[scaled], y[scaled])}
-    out["lofo_ms"] = [None if not np.isfinite(v) else float(v) for v in pred]
-    return out
 
 
 def save_predictor(store: Store, fitted: Fitted) -> int:

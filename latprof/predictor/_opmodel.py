@@ -22,9 +22,9 @@ import numpy as np
 from scipy.optimize import nnls
 
 from latprof.errors import PredictorError
-from latprof.space import OP_KINDS, LayerConfig, Operator, layer_operators, op_kind
+from latprof.space import OP_KINDS, LayerConfig, Operator, op_kind
 
-__all__ = ["OpRegression", "Neighbours", "analytic_regression", "fit_op_regression", "layer_estimate", "N_FEATURES",
+__all__ = ["OpRegression", "Neighbours", "analytic_regression", "fit_op_regression", "N_FEATURES",
            "MACS_PER_MS"]
 
 N_FEATURES = 5
@@ -165,9 +165,3 @@ class Neighbours:
             w = 1.0 / (d[nearest] + 0.1)
             return math.exp(float(resid[nearest] @ w / w.sum()))
         return 1.0
-
-
-def layer_estimate(regression: OpRegression, layer: LayerConfig) -> float:
-    """The regression's cost of a whole layer (ms)."""
-    return float(regression.ops_ms(layer_operators(layer)).sum())
-

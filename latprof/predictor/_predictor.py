@@ -14,7 +14,6 @@ is one matrix product and one gather over the encoded architectures.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence

@@ -71,9 +71,10 @@ class TablePrior:
     isolated = True
 
     def __init__(self, device: str, table: dict[str, float], regression: OpRegression, neighbours: Neighbours,
-                 *, own: bool, speed: dict[str, Any] | None = None) -> None:
+                 *, own: bool, speed: dict[str, Any] | None = None, width_cv: dict[str, Any] | None = None) -> None:
         self.device, self.table, self.regression, self.neighbours = device, table, regression, neighbours
         self.own, self.speed = own, speed
+        self.width_cv = width_cv or {}  # the regression's leave-one-width-out figures on this table
         self.name = "table" if own else f"table:{device}"
 
     def costs(self, unit: Unit) -> tuple[np.ndarray, str]:
