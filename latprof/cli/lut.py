@@ -221,7 +221,8 @@ def predict(ctx, models, from_file, device_name, space_name, at_current_speed, a
         click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); {counts}")
         if predictor.runtime:
             click.echo(f"  for runtime {predictor.runtime!r} (`latprof calibrate --runtime` picks another)")
-        click.echo(_speed_line(p, speed, now))
+        click.echo(_speed_line(p, speed, now) if predictor.prior == "table" or speed is not None
+                   else "  at the speed of the end-to-end measurements it was calibrated on")
         if measured_with:
             click.echo(f"  for {measured_with['threads']} thread(s), delegate {measured_with['delegate']} "
                        "(the settings its table was measured with)")
