@@ -4,10 +4,12 @@
                                         + p(u) * d[key(u)] + sum_j m_j * aux_j(u) + t * [u is a layer] ]
 
 ``p`` is the prior's cost, ``b``, ``s`` and (for a table timed layer by layer)
-``t`` are free; the auxiliary coefficients ``m``, the per-family ratios ``a``
-and per-operator costs ``c``, and the per-key ratios ``d`` form three groups
-with one ridge penalty each (:func:`latprof.predictor._solve.fit_penalised`,
-relative error). With the family costs alone it is the op-kind-count model;
+``t`` are free (``b`` and ``s`` non-negative); the auxiliary coefficients ``m``
+(the prior's own columns, e.g. each known device of a mix, and multiply-adds;
+non-negative), the per-family ratios ``a`` and per-operator costs ``c``, and the
+per-key ratios ``d`` form three groups with one ridge penalty each
+(:func:`latprof.predictor._solve.fit_penalised`, relative error). With the
+family costs alone it is the op-kind-count model;
 with ``s`` alone, "the device is the prior times a constant". Rows of another
 runtime version than the target are compared with ``latency / (1 + delta_r)``
 (``delta_r`` weakly pulled to 0), which keeps the problem linear.
