@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from _laws import family_ratios, law_latencies, law_rows
 from latprof.cli import main
 from latprof.predictor import LatencyPredictor, Observation, error_summary, fit_predictor, select_archs
-from latprof.predictor._model import fit_units
 from latprof.predictor._priors import AnalyticPrior
 from latprof.space import FAMILIES, get_space, op_family
 from latprof.store import Store
