@@ -82,7 +82,7 @@ def _suggest(space, store, source, device, count, prior_spec, say, as_json) -> N
         archs = [o.model for o in read_observations(source, device, space, notify=say)]
     else:
         archs = list({space.format(a): a for a in (space.sample(i) for i in range(5000))}.values())
-    prior = load_prior(prior_spec, store, space, device=device)
+    prior = load_prior(prior_spec, store, space, device=device, notify=say)
     chosen = select_archs(space, archs, count, prior, how="active")
     say(f"{len(chosen)} of {len(archs)} {space.name} architectures, chosen by D-optimal design (prior {prior.name}); "
         "measure them and pass the CSV (arch,latency_ms) to `latprof calibrate --space`")

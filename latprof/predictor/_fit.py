@@ -128,7 +128,8 @@ def fit_predictor(store: Store, device: str, space: str | SearchSpace | None = "
         if variants:
             space_obj = get_space(space_obj.name, **variants[0])
     else:
-        prior_obj = prior if not isinstance(prior, str) else load_prior(prior, store, space_obj, device=device)
+        prior_obj = prior if not isinstance(prior, str) else load_prior(prior, store, space_obj, device=device,
+                                                                        notify=notify)
     rows = _rows(observations, space_obj)
     chosen = list(range(len(rows)))
     if samples is not None and samples < len(rows):

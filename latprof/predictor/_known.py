@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from typing import Callable
 
 import numpy as np
 
@@ -50,11 +51,12 @@ def _fit_device(space: SearchSpace, path, device: str) -> dict[str, float]:
     return out
 
 
-def _cached(space: SearchSpace, path, device: str) -> dict[str, float]:
+def _cached(space: SearchSpace, path, device: str, notify: Callable[[str], None]) -> dict[str, float]:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
     file = cache_dir() / "known" / f"{space.name}-{device}-{digest}.json"
     if file.is_file():
         return json.loads(file.read_text())
+    notify(f"fitting the {space.name} costs of {device} from its published rows (once; cached in {file.parent})")
     costs = _fit_device(space, path, device)
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(".part")
@@ -70,8 +72,9 @@ def rescale(costs: dict[str, float], space: SearchSpace) -> float:
     return float(np.median(ratios)) if ratios else 1.0
 
 
-def known_costs(space: SearchSpace, exclude: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+def known_costs(space: SearchSpace, exclude: str, notify: Callable[[str], None] = lambda _: None,
+                ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Per-key ms of every shipped phone of ``space`` except ``exclude``, and each one's analytic scale."""
     path, devices = _shipped(space)
-    components = {d: _cached(space, path, d) for d in devices if d != exclude}
+    components = {d: _cached(space, path, d, notify) for d in devices if d != exclude}
     return components, {d: rescale(c, space) for d, c in components.items()}

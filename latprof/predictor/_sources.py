@@ -3,7 +3,7 @@ latprof knows, or the analytic cost (:func:`load_prior`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -82,7 +82,8 @@ def _width_cv(units: list[Unit], ms: np.ndarray) -> dict[str, Any]:
             "abs_rel_p90": float(np.percentile(np.abs(corrected / ms - 1), BAND_PERCENTILE))}
 
 
-def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, device: str) -> Prior:
+def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, device: str,
+               notify: Callable[[str], None] = lambda _: None) -> Prior:
     """A prior by name: ``auto``, ``own``, ``analytic``, ``devices`` or ``table:DEVICE``.
 
     ``auto``: for a space, the device's own table, else the known devices' mix (never the device
@@ -104,7 +105,7 @@ def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, dev
         prior = own_table_prior(store, other, space_name)[0]
         return TablePrior(other, prior.table, prior.regression, prior.neighbours, own=False)
     if spec in ("auto", "devices") and space is not None:
-        components, scales = known_costs(space, exclude=device)
+        components, scales = known_costs(space, exclude=device, notify=notify)
         if device != "local" and store is not None and load_entries(store.connection, "local", space_name):
             components["local"] = _table_costs(own_table_prior(store, "local", space_name)[0], space)
             scales["local"] = rescale(components["local"], space)
