@@ -1,8 +1,8 @@
 """The built-in operator probes: small Keras graphs whose operators a MnasNet table lacks.
 
 Each stage of :data:`PROBE_STAGES` (a map size and a channel count) gets the
-operators the Keras application families are built from -- plain, grouped,
-dilated, rectangular and 5x5/7x7 convolutions, 3x3/5x5/7x7 depthwise ones,
+operators the Keras application families are built from -- plain, grouped
+(1x1 and k x k), dilated, rectangular and 5x5/7x7 convolutions, 3x3/5x5/7x7 depthwise ones,
 average and max pooling, explicit padding, concatenation, resizing,
 transposes, splits and slices, hard-swish, swish, GELU, tanh, softmax, layer
 normalisation, squeeze-and-excitation scales (sigmoid and hard-sigmoid) and
@@ -24,7 +24,7 @@ from latprof.cache import cache_dir
 
 __all__ = ["PROBE_STAGES", "PROBES_VERSION", "op_probe_models"]
 
-PROBES_VERSION = "1"  # bump when the graphs below change: a new cache folder
+PROBES_VERSION = "2"  # bump when the graphs below change: a new cache folder
 # (map side, channels): map sides 112..7 and channels 16..512, two channel counts at most sides so that the
 # regression on [1, MACs, in, out, weights] is not fitted on one line of proportional points
 PROBE_STAGES: tuple[tuple[int, int], ...] = ((112, 16), (56, 24), (56, 64), (28, 40), (28, 128), (14, 96),
@@ -77,6 +77,9 @@ def _probe_graph(side: int, c: int):
         L.Conv2D(dense_out, (1, 7), padding="same", activation="relu")(x),
         L.Conv2D(dense_out, (7, 1), padding="same")(x),
         L.SeparableConv2D(c, 3, padding="same")(x),
+        # grouped k x k: one group per channel (ConvNeXt's 7x7) and 8 channels a group (ResNeXt's 3x3)
+        L.Conv2D(c, 7, padding="same", groups=c)(x),
+        L.Conv2D(c, 3, padding="same", groups=c // 8)(x),
     ]
     if c <= 64:  # dense 5x5 / 7x7 convolutions appear on early, narrow maps (stems)
         out += [L.Conv2D(c, 5, padding="same")(x), L.Conv2D(c, 5, strides=2, padding="same", activation="relu")(x),

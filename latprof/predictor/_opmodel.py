@@ -32,7 +32,7 @@ _K_NEAREST = 4
 # Kinds a table may lack, and the measured kinds whose coefficients they borrow first.
 _BORROW = {
     "conv7s1": ("conv5s1", "conv3s1"), "conv7s2": ("conv5s2", "conv3s2"), "conv5s1": ("conv3s1",),
-    "conv5s2": ("conv3s2",), "conv3s1": ("conv3s2",), "conv1x1_g": ("conv1x1",), "conv1x1_vec": ("conv1x1",),
+    "conv5s2": ("conv3s2",), "conv3s1": ("conv3s2",), "conv1x1_g": ("conv1x1",), "conv_g": ("conv1x1_g", "conv3s1"), "conv1x1_vec": ("conv1x1",),
     "dw7s1": ("dw5s1", "dw3s1"), "dw7s2": ("dw5s2", "dw3s2"), "dw5s2": ("dw3s2",), "dw3s2": ("dw5s2",),
     "maxpool": ("pool", "mean"), "pool": ("maxpool", "mean"), "mean": ("pool",), "act": ("mul", "add"),
     "softmax": ("act", "mul"), "concat": ("copy", "add"), "pad": ("copy", "add"), "reshape": ("copy",),

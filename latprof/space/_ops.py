@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Operator", "layer_operators", "tflite_operators", "OP_KINDS", "op_kind", "FAMILIES", "op_family"]
 
 OP_KINDS = (
-    "conv1x1", "conv1x1_vec", "conv1x1_g", "conv3s1", "conv3s2", "conv5s1", "conv5s2", "conv7s1", "conv7s2",
+    "conv1x1", "conv1x1_vec", "conv1x1_g", "conv3s1", "conv3s2", "conv5s1", "conv5s2", "conv7s1", "conv7s2", "conv_g",
     "dw3s1", "dw3s2", "dw5s1", "dw5s2", "dw7s1", "dw7s2", "fc", "mean", "pool", "maxpool", "add", "mul", "act",
     "softmax", "concat", "pad", "reshape", "copy", "resize", "other",
 )
@@ -115,6 +115,8 @@ def op_kind(op: Operator) -> str:
     if op.kind == "CONV_2D":
         if op.kernel == 1:
             return "conv1x1_vec" if op.out_spatial == 1 else "conv1x1_g" if op.groups > 1 else "conv1x1"
+        if op.groups > 1:  # a grouped k x k conv (ConvNeXt, ResNeXt) runs nothing like a dense or depthwise one
+            return "conv_g"
         return f"conv{_bucket(op.kernel, op.dilation)}s{min(op.stride, 2)}"
     if op.kind == "DEPTHWISE_CONV_2D":
         return f"dw{_bucket(op.kernel, op.dilation)}s{min(op.stride, 2)}"
