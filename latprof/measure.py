@@ -55,7 +55,7 @@ def build_request(
     )
 
 
-def _wait_until_cool(device: Device, request: BenchmarkRequest, state: DeviceState,
+def wait_until_cool(device: Device, request: BenchmarkRequest, state: DeviceState,
                      notify: Callable[[str], None]) -> DeviceState:
     limits = device.config.thermal
     deadline = time.monotonic() + limits.cooldown_max_wait_s
@@ -115,7 +115,7 @@ def measure_many(
     models = [inspect_model(path) for path in ([reference] if reference is not None else []) + list(model_paths)]
     before = device.state(request)
     if wait_cool:
-        before = _wait_until_cool(device, request, before, notify)
+        before = wait_until_cool(device, request, before, notify)
     limits = device.config.thermal
     session = run_session(device, models, request, rounds=rounds,
                           probe=inspect_model(probe_model()) if probe else None)

@@ -3,7 +3,7 @@ downstream of it, and no package imports another's private module."""
 
 from __future__ import annotations
 
-import re
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -33,12 +33,18 @@ def test_importing_a_package_loads_nothing_downstream(package):
 
 
 def test_no_module_imports_another_packages_private_module():
-    private = re.compile(r"(?:from|import)\s+latprof\.(\w+)\.(_\w+)")
     offences = []
     for path in PACKAGE.rglob("*.py"):
-        own = path.relative_to(PACKAGE).parts[0]
-        for line in path.read_text().splitlines():
-            for package, module in private.findall(line):
-                if package != own:
-                    offences.append(f"{path.relative_to(PACKAGE)}: latprof.{package}.{module}")
+        own = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                       [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] != "latprof" or len(parts) < 2 or parts[1] == own:
+                    continue
+                names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+                hidden = [p for p in parts[2:] if p.startswith("_")] + [n for n in names if n.startswith("_")]
+                if hidden:
+                    offences.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {', '.join(hidden)} of {module}")
     assert not offences, offences

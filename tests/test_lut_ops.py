@@ -97,4 +97,5 @@ def test_bad_ops_from_fails_in_one_line_before_measuring(tmp_path, bad):
 
 def test_model_units_deduplicate_across_models(tiny_tflite, tiny_probes):
     one, both = model_units([tiny_tflite]), model_units([tiny_tflite, *tiny_probes, tiny_tflite])
-    assert list(both)[:len(one)] == list(one) and len(both) == len(set(both))
+    assert list(both)[:len(one)] == list(one)  # the first model's units first, in its order
+    assert set(both) == set(one) | set(model_units(list(tiny_probes)))  # every unit of every model, once

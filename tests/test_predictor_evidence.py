@@ -154,7 +154,7 @@ def test_leave_one_family_out_never_sees_the_held_out_family(monkeypatch):
     prior = AnalyticPrior()
     seen = []
     monkeypatch.setattr(_report, "fit_units", lambda fold, p, **kw: seen.append(fold) or fit_units(fold, p, **kw))
-    out = _report._leave_one_family_out(rows, families, prior, None)
+    out = _report._leave_one_family_out(rows, families, prior, _report._BaselineData(rows), np.arange(len(rows)))
     assert sorted(len(fold) for fold in seen) == [6, 7, 9]
     for family in "abc":
         test = [i for i, f in enumerate(families) if f == family]

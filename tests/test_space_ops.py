@@ -6,7 +6,6 @@ import pytest
 
 from latprof.errors import ArchitectureError
 from latprof.space import (
-    FAMILIES,
     OP_KINDS,
     FBNetSpace,
     LayerConfig,
@@ -58,7 +57,6 @@ def test_families_keep_the_squeeze_and_excitation_rule(tmp_path, layer, families
     """A 1x1-map pointwise conv or element-wise op, and a broadcast MUL/ADD, are family "se"."""
     assert [op_family(op) for op in _written(layer, tmp_path)] == families
     assert [op_family(op) for op in layer_operators(layer)] == families
-    assert set(families) <= set(FAMILIES)
 
 
 def test_grouped_shuffled_layer_kinds(tmp_path):

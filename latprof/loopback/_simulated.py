@@ -85,7 +85,7 @@ def _stored_predictor(device: str, db: str | None):
     from latprof.store import Store
 
     try:
-        with Store(db) as store:
+        with Store(db, writable=False) as store:  # reading a predictor must not create or migrate a database
             return load_predictor(device, "mnasnet", store=store)
     except LatprofError:
         return None

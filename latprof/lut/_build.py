@@ -186,11 +186,11 @@ def _measure_all(items: list[X], write: Callable[[X, int], Path], runner, store_
 
 
 def _host_state(device: Device, request: BenchmarkRequest, wait_cool: bool, notify: Callable[[str], None]) -> list[str]:
-    from latprof.measure import _wait_until_cool
+    from latprof.measure import wait_until_cool
 
     state = device.state(request)
     if wait_cool:
-        state = _wait_until_cool(device, request, state, notify)
+        state = wait_until_cool(device, request, state, notify)
     warnings = [f"host state: {w}" for w in state.throttle_warnings(device.config.thermal)]
     for w in warnings:
         notify(w)

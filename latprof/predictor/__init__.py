@@ -17,12 +17,14 @@
 
 from __future__ import annotations
 
-from latprof.errors import LookupTableError, PredictorError
+from latprof.errors import PredictorError
+from latprof.lut import load_entries
 from latprof.predictor import baselines
 from latprof.predictor._evidence import Observation, read_observations
 from latprof.predictor._fit import Fitted, fit_predictor, load_prior, save_predictor, select_archs
 from latprof.predictor._formats import FORMAT, from_stored
 from latprof.predictor._metrics import error_summary
+from latprof.predictor._sources import missing_table
 from latprof.predictor._predictor import LatencyPredictor, LayerPrediction, Prediction
 from latprof.store import Store
 
@@ -42,13 +44,10 @@ def load_predictor(device: str = "local", space: str = "mnasnet", *, store: Stor
     try:
         row = store.latest_predictor(device, space)
         if row is None:
-            has_table = store.connection.execute(
-                "SELECT 1 FROM lut_entries WHERE device = ? AND space = ? LIMIT 1", (device, space)).fetchone()
-            if has_table:
+            if load_entries(store.connection, device, space):
                 raise PredictorError(f"no fitted predictor for device {device} (space {space}); "
                                      f"run `latprof fit --device {device}`")
-            raise LookupTableError(f"no lookup table for device {device} (space {space}); run `latprof build-lut "
-                                   f"--device {device}` or `latprof calibrate --device {device} --from CSV|published`")
+            raise missing_table(device, space)
         return from_stored(row, space)
     finally:
         if own:

@@ -148,8 +148,8 @@ def _resolve_keys(model: UnitModel, prior: Prior, units: dict[str, Unit]) -> dic
     own = getattr(prior, "own", False)
     keys = {}
     for key, unit in units.items():
-        _, source = prior.costs(unit)
-        ms = max(model.unit_ms(unit, prior), 0.0)
+        costs, source = prior.costs(unit)
+        ms = max(model.unit_ms(unit, prior, costs), 0.0)
         keys[key] = [ms, source if own and source in ("table", "regression") else "calibrated"]
     return keys
 

@@ -67,7 +67,7 @@ def _cached(space: SearchSpace, path, device: str, notify: Callable[[str], None]
 
 def rescale(costs: dict[str, float], space: SearchSpace) -> float:
     """A device's ms per analytic ms over the space's keys (median): puts every device on one scale."""
-    by_key = {layer_unit("", l).key: layer_unit("", l) for l in space.unique_layer_configs()}
+    by_key = {u.key: u for u in (layer_unit("", layer) for layer in space.unique_layer_configs())}
     ratios = [ms / analytic_ms(by_key[k]) for k, ms in costs.items() if k in by_key and analytic_ms(by_key[k]) > 0]
     return float(np.median(ratios)) if ratios else 1.0
 

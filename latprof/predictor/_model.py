@@ -59,12 +59,11 @@ class UnitModel:
     runtime_factors: dict[str, float] = field(default_factory=dict)
     lambdas: tuple[float | None, ...] = ()
 
-    def unit_ms(self, unit: Unit, prior: Prior) -> float:
-        """The device ms one unit adds over ``prior`` (the prior it was fitted with)."""
-        costs, _ = prior.costs(unit)
-        return self._unit_ms(unit, np.asarray(costs, float), aux_values(prior, unit))
-
-    def _unit_ms(self, unit: Unit, costs: np.ndarray, aux: np.ndarray) -> float:
+    def unit_ms(self, unit: Unit, prior: Prior, costs: np.ndarray | None = None) -> float:
+        """The device ms one unit adds over ``prior`` (the prior it was fitted with; ``costs``: the prior's
+        per-operator costs of ``unit`` when the caller has them already)."""
+        costs = np.asarray(prior.costs(unit)[0] if costs is None else costs, float)
+        aux = aux_values(prior, unit)
         total = 0.0
         for op, p in zip(unit.operators, costs):
             family = op_family(op)
@@ -72,6 +71,16 @@ class UnitModel:
         total += float(costs.sum()) * self.key_ratio.get(unit.key, 0.0)
         total += sum(m * v for m, v in zip(self.aux.values(), aux))
         return total + (self.per_layer_ms if unit.layer is not None else 0.0)
+
+    def predict(self, rows: Sequence[Row], prior: Prior) -> np.ndarray:
+        """Latency (ms) of each row, in its own runtime when that runtime was fitted (else the target's)."""
+        cost: dict[str, float] = {}
+        out = []
+        for row in rows:
+            cost.update({u.key: self.unit_ms(u, prior) for u in row.units if u.key not in cost})
+            ms = self.intercept_ms + sum(cost[u.key] for u in row.units)
+            out.append(ms * self.runtime_factors.get(row.runtime, 1.0))
+        return np.array(out)
 
     def to_json(self) -> dict[str, Any]:
         return {"intercept_ms": self.intercept_ms, "ratio": self.ratio, "per_layer_ms": self.per_layer_ms,

@@ -59,19 +59,6 @@ class OpRegression:
     def _kind(self, kind: str) -> np.ndarray:
         return self.coef.get(kind, self.coef.get("other", _ANALYTIC))
 
-    def scaled(self, per_kind: dict[str, float], per_op_ms: dict[str, float] | None = None,
-               plus: "OpRegression | None" = None, plus_factor: float = 0.0) -> "OpRegression":
-        """``factor(kind) * self + per-op ms (constant term) + plus_factor * plus``, kind by kind."""
-        out = {}
-        for kind in OP_KINDS:
-            c = self._kind(kind) * per_kind.get(kind, 1.0)
-            if per_op_ms:
-                c = c + np.r_[per_op_ms.get(kind, 0.0), np.zeros(N_FEATURES - 1)]
-            if plus is not None and plus_factor:
-                c = c + plus_factor * plus._kind(kind)
-            out[kind] = c
-        return OpRegression(out)
-
     def to_json(self) -> dict[str, list[float]]:
         return {k: [float(v) for v in c] for k, c in self.coef.items()}
 

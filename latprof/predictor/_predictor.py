@@ -22,7 +22,7 @@ import numpy as np
 
 from latprof.errors import ArchitectureError, PredictorError
 from latprof.predictor._opmodel import MACS_PER_MS, Neighbours, OpRegression, analytic_regression
-from latprof.predictor._units import Unit, arch_units, layer_unit, tflite_units
+from latprof.predictor._units import Unit, arch_units, key_unit, layer_unit, tflite_units
 from latprof.space import LayerConfig, get_space, op_family
 from latprof.speed import SpeedReference
 
@@ -139,9 +139,9 @@ class LatencyPredictor:
         if self._neighbours is None:
             layers, ms, estimates = [], [], []
             for key, (value, source) in self._keys.items():
-                if key.startswith("op:") or source == "regression":
+                unit = key_unit(key)
+                if unit.layer is None or source == "regression":
                     continue
-                unit = layer_unit("", LayerConfig.from_key(key))
                 layers.append(unit.layer)
                 ms.append(max(value - self.per_layer_ms, 1e-6))
                 estimates.append(self._ops.estimate(unit))

@@ -54,14 +54,14 @@ class _BaselineData:
                 "op_counts": baselines.fit_op_counts(self.counts[train], self.y[train]).predict(self.counts[test])}
 
 
-def _cv_baselines(rows: Sequence[Row], max_folds: int = 100) -> dict[str, np.ndarray]:
-    """Held-out baseline predictions: leave-one-out, or ``max_folds`` folds when there are more rows."""
-    data = _BaselineData(rows)
+def _cv_baselines(data: _BaselineData, rows: np.ndarray, max_folds: int = 100) -> dict[str, np.ndarray]:
+    """Held-out baseline predictions of ``rows`` (indices into ``data``) from the other ``rows``: leave-one-out,
+    or ``max_folds`` folds when there are more rows."""
     folds = np.arange(len(rows)) % max_folds if len(rows) > max_folds else np.arange(len(rows))
     out = {"flops": np.zeros(len(rows)), "op_counts": np.zeros(len(rows))}
     for fold in np.unique(folds):
-        test = np.flatnonzero(folds == fold)
-        for name, pred in data.predict(np.flatnonzero(folds != fold), test).items():
+        test = folds == fold
+        for name, pred in data.predict(rows[~test], rows[test]).items():
             out[name][test] = pred
     return out
 
@@ -69,8 +69,8 @@ def _cv_baselines(rows: Sequence[Row], max_folds: int = 100) -> dict[str, np.nda
 def fit_report(device: str, space: SearchSpace | None, prior: Prior, model: UnitModel, rows: list[Row],
             observations: Sequence[Observation], chosen: list[int], loo: np.ndarray, kept: np.ndarray,
             document: dict[str, Any]) -> dict[str, Any]:
-    fitted = [rows[i] for i in chosen]
-    y = np.array([r.latency_ms for r in fitted])
+    fitted, data, chosen_rows = [rows[i] for i in chosen], _BaselineData(rows), np.array(chosen, dtype=int)
+    y = data.y[chosen_rows]
     report: dict[str, Any] = {
         "device": device, "space": document["space"], "rows": len(rows), "fitted_on": len(chosen),
         "prior": prior.name, "model": model.to_json(), "band": document["band"],
@@ -81,7 +81,7 @@ def fit_report(device: str, space: SearchSpace | None, prior: Prior, model: Unit
     }
     if len(fitted) >= 3:
         report["baselines_leave_one_out"] = {name: error_summary(pred, y)
-                                             for name, pred in _cv_baselines(fitted).items()}
+                                             for name, pred in _cv_baselines(data, chosen_rows).items()}
     if getattr(prior, "own", False):
         report["table_entries"] = len(prior.table)
         report["regression_leave_width_out"] = prior.width_cv
@@ -90,10 +90,10 @@ def fit_report(device: str, space: SearchSpace | None, prior: Prior, model: Unit
         y_held = np.array([rows[i].latency_ms for i in held])
         report["held_out"] = error_summary(_predict_rows(document, [rows[i] for i in held]), y_held)
         report["baselines_held_out"] = {name: error_summary(pred, y_held)
-                                        for name, pred in _BaselineData(rows).predict(np.array(chosen), held).items()}
+                                        for name, pred in data.predict(chosen_rows, held).items()}
     families = [observations[i].family for i in chosen]
     if space is None and len(set(families)) > 1:
-        report.update(_leave_one_family_out(fitted, families, prior, document["runtime"] or None))
+        report.update(_leave_one_family_out(fitted, families, prior, data, chosen_rows))
     return report
 
 
@@ -103,25 +103,22 @@ def _name(obs: Observation, space: SearchSpace | None) -> str:
     return (obs.space or space).format(obs.model) if (obs.space or space) is not None else str(obs.model)
 
 
-def _leave_one_family_out(rows: list[Row], families: list[str], prior: Prior, runtime: str | None) -> dict:
-    """Each family predicted by a fit on the others (penalties and target runtime chosen anew), next to FLOPs.
+def _leave_one_family_out(rows: list[Row], families: list[str], prior: Prior, data: _BaselineData,
+                          index: np.ndarray) -> dict:
+    """Each family predicted by a fit on the others (penalties and target runtime chosen anew), next to FLOPs
+    (``data`` holds the baselines' view of ``rows`` at ``index``).
 
     A family whose complement is too small to fit is not predicted; ``scaled``: only the rows whose
     runtime some other family was measured with (others cannot be put on their runtime's scale)."""
-    y, data = np.array([r.latency_ms for r in rows]), _BaselineData(rows)
+    y = np.array([r.latency_ms for r in rows])
     pred, flops = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
     for family in dict.fromkeys(families):
         test = np.array([f == family for f in families])
         if (~test).sum() < MIN_ROWS:
             continue
         fold, _, _ = fit_units([r for r, t in zip(rows, test) if not t], prior)
-        cost = {}
-        for i in np.flatnonzero(test):
-            units = rows[i].units
-            cost.update({u.key: fold.unit_ms(u, prior) for u in units if u.key not in cost})
-            factor = fold.runtime_factors.get(rows[i].runtime, 1.0) if rows[i].runtime != fold.runtime else 1.0
-            pred[i] = (fold.intercept_ms + sum(cost[u.key] for u in units)) * factor
-        flops[test] = data.predict(np.flatnonzero(~test), np.flatnonzero(test))["flops"]
+        pred[test] = fold.predict([r for r, t in zip(rows, test) if t], prior)
+        flops[test] = data.predict(index[~test], index[test])["flops"]
     done = np.isfinite(pred)
     scaled = done & np.array([any(o.runtime == r.runtime and g != f for o, g in zip(rows, families))
                               for r, f in zip(rows, families)])

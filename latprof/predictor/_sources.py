@@ -18,7 +18,7 @@ from latprof.space import SearchSpace
 from latprof.speed import probe_factor, probe_identity
 from latprof.store import Store
 
-__all__ = ["load_prior", "own_table_prior"]
+__all__ = ["load_prior", "own_table_prior", "table_prior", "missing_table"]
 
 _REF_PERCENTILE = 10
 BAND_PERCENTILE = 90
@@ -36,12 +36,19 @@ def _fit_beta(entries, ms: np.ndarray, probes: np.ndarray, ref: float | None, op
     return float(np.clip(slope, 0.0, 1.5))
 
 
-def own_table_prior(store: Store, device: str, space: str) -> tuple[TablePrior, list]:
-    """The device's own table prior at its reference speed, and its calibration rows (raw)."""
+def missing_table(device: str, space: str) -> LookupTableError:
+    """The error for a device with no lookup table for ``space``, naming both ways to get a predictor."""
+    return LookupTableError(f"no lookup table for device {device} (space {space}); run `latprof build-lut --device "
+                            f"{device}` or `latprof calibrate --device {device} --from CSV|published`")
+
+
+def table_prior(store: Store, device: str, space: str, *, own: bool = True) -> tuple[TablePrior, list] | None:
+    """``device``'s table for ``space`` as a prior at its reference speed, and its calibration rows (raw); None
+    when it has no table. ``own``: the prior of the device itself (its speed and the regression's
+    leave-one-width-out figures, which take a few seconds, come with it), else of another device."""
     entries = load_entries(store.connection, device, space)
     if not entries:
-        raise LookupTableError(f"no lookup table for device {device} (space {space}); run `latprof build-lut "
-                               f"--device {device}` or `latprof calibrate --device {device} --from ...`")
+        return None
     calibration = load_calibration(store.connection, device, space)
     probes = np.array([np.mean(e.settings["probe_ms"]) if e.settings.get("probe_ms") else np.nan
                        for e in entries + calibration])
@@ -56,9 +63,17 @@ def own_table_prior(store: Store, device: str, space: str) -> tuple[TablePrior, 
     layers = [i for i, u in enumerate(units) if u.layer is not None]
     neighbours = Neighbours.build([units[i].layer for i in layers], ms[layers], estimate[layers])
     speed = {"probe_ref_ms": ref, "probe_beta": beta, "probe_identity": probe_identity(entries[0].settings)}
-    prior = TablePrior(device, dict(zip((e.layer_key for e in entries), ms)), regression, neighbours, own=True,
-                       speed=speed, width_cv=_width_cv(units, ms))
+    prior = TablePrior(device, dict(zip((e.layer_key for e in entries), ms)), regression, neighbours, own=own,
+                       speed=speed if own else None, width_cv=_width_cv(units, ms) if own else None)
     return prior, calibration
+
+
+def own_table_prior(store: Store, device: str, space: str) -> tuple[TablePrior, list]:
+    """The device's own table prior at its reference speed, and its calibration rows (raw)."""
+    found = table_prior(store, device, space)
+    if found is None:
+        raise missing_table(device, space)
+    return found
 
 
 def _width_cv(units: list[Unit], ms: np.ndarray) -> dict[str, Any]:
@@ -92,22 +107,23 @@ def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, dev
     and 3 models of a held-out family worse than analytic: 16.8% / 5.0% MAPE against 3.2% / 0.9%).
     """
     space_name = space.name if space is not None else "mnasnet"
-    if spec in ("auto", "own") and store is not None and load_entries(store.connection, device, space_name):
-        return own_table_prior(store, device, space_name)[0]
+    own = table_prior(store, device, space_name) if spec in ("auto", "own") and store is not None else None
+    if own is not None:
+        return own[0]
     if spec == "own":
-        raise LookupTableError(f"no lookup table for device {device} (space {space_name}); "
-                               f"run `latprof build-lut --device {device}`")
+        raise missing_table(device, space_name)
     if spec.startswith("table:"):
         other = spec.split(":", 1)[1]
-        if store is None or not load_entries(store.connection, other, space_name):
+        found = table_prior(store, other, space_name, own=False) if store is not None else None
+        if found is None:
             raise LookupTableError(f"no lookup table for device {other} (space {space_name}); run "
                                    f"`latprof build-lut --device {other} --space {space_name}` or pick another prior")
-        prior = own_table_prior(store, other, space_name)[0]
-        return TablePrior(other, prior.table, prior.regression, prior.neighbours, own=False)
+        return found[0]
     if spec in ("auto", "devices") and space is not None:
         components, scales = known_costs(space, exclude=device, notify=notify)
-        if device != "local" and store is not None and load_entries(store.connection, "local", space_name):
-            components["local"] = _table_costs(own_table_prior(store, "local", space_name)[0], space)
+        host = table_prior(store, "local", space_name, own=False) if device != "local" and store is not None else None
+        if host is not None:
+            components["local"] = _table_costs(host[0], space)
             scales["local"] = rescale(components["local"], space)
         if components:
             return DevicesPrior(components, scales)
