@@ -21,6 +21,7 @@ __all__ = [
     "BenchmarkFailedError",
     "BenchmarkTimeoutError",
     "ArchitectureError",
+    "CalibrationDataError",
     "StoreError",
 ]
 
@@ -79,6 +80,12 @@ class BenchmarkTimeoutError(LatprofError):
 
 class ArchitectureError(LatprofError):
     """An architecture string, name or value is malformed or out of range."""
+
+
+class CalibrationDataError(ArchitectureError):
+    """The representative (calibration) data for int8 quantization does not fit the model input."""
+
+    exit_code = 2
 
 
 class StoreError(LatprofError):

@@ -48,30 +48,28 @@ def build_keras_model(arch, name=None, batch_size=1):
     return _build(arch, name=name, batch_size=batch_size)
 
 
-def export_tflite(arch, path, space=None):
-    """Build an Architecture (or one LayerConfig, or an architecture of ``space``), convert it to float32
-    .tflite at ``path`` with TensorFlow's converter; return the Path."""
+def export_tflite(arch, path, space=None, *, quantize=None, representative=100, io_dtype="float32"):
+    """Build an Architecture (or one LayerConfig, or an architecture of ``space``), convert it to .tflite at
+    ``path`` with TensorFlow's converter (float32, or ``quantize`` "int8" / "float16" / "dynamic": see
+    :func:`keras_to_tflite`); return the Path."""
     from latprof.space._build import export_tflite as _export
 
+    options = {"quantize": quantize, "representative": representative, "io_dtype": io_dtype}
     if space is None or isinstance(arch, (Architecture, LayerConfig)):
-        return _export(arch, path)
-    from pathlib import Path
+        return _export(arch, path, **options)
+    from latprof.space._build import keras_to_tflite as _convert, write_model
 
-    from latprof.space._build import keras_to_tflite as _convert
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(_convert(space.keras_model(arch)))
-    tmp.replace(path)
-    return path
+    return write_model(_convert(space.keras_model(arch), **options), path)
 
 
-def export_many(items, out_dir, workers=None, skip_existing=True):
-    """Export many Architectures/LayerConfigs with a pool of warm worker processes; yield (item, path) in order."""
+def export_many(items, out_dir, workers=None, skip_existing=True, *, quantize=None, representative=100,
+                io_dtype="float32"):
+    """Export many Architectures/LayerConfigs with a pool of warm worker processes; yield (item, path) in order
+    (quantized ones named ``...-int8.tflite`` etc.)."""
     from latprof.space._build import export_many as _many
 
-    return _many(items, out_dir, workers=workers, skip_existing=skip_existing)
+    return _many(items, out_dir, workers=workers, skip_existing=skip_existing, quantize=quantize,
+                 representative=representative, io_dtype=io_dtype)
 
 
 def quiet_native_stderr():
@@ -81,11 +79,13 @@ def quiet_native_stderr():
     return _quiet()
 
 
-def keras_to_tflite(model):
-    """Convert a single-input Keras 3 model (batch 1) to float32 .tflite bytes, fast. Imports TensorFlow."""
+def keras_to_tflite(model, *, quantize=None, representative=100, io_dtype="float32"):
+    """Convert a single-input Keras 3 model (batch 1) to .tflite bytes, fast: float32, or ``quantize`` "int8"
+    (full integer, calibrated on ``representative``: a sample count or an (N, H, W, C) array; ``io_dtype`` "int8"
+    for int8 input/output tensors), "float16" or "dynamic" (int8 weights). Imports TensorFlow."""
     from latprof.space._build import keras_to_tflite as _convert
 
-    return _convert(model)
+    return _convert(model, quantize=quantize, representative=representative, io_dtype=io_dtype)
 
 
 __all__ = [

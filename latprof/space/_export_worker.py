@@ -1,7 +1,8 @@
 """Export worker: ``python -m latprof.space._export_worker`` (used by ``export_many``).
 
 Reads one JSON job per line on stdin -- ``{"arch": STRING, "path": PATH}`` or
-``{"layer": {LayerConfig fields}, "path": PATH}`` -- exports it, and answers one
+``{"layer": {LayerConfig fields}, "path": PATH}``, with optional ``"quantize"``,
+``"representative"`` (a sample count) and ``"io_dtype"`` (see ``keras_to_tflite``) -- exports it, and answers one
 JSON line on stdout: ``{"ok": true, "path": ..., "timings": {...}}`` or
 ``{"ok": false, "error": ...}``. TensorFlow is imported once, at start.
 """
@@ -32,7 +33,8 @@ def main() -> int:
             item = LayerConfig(**job["layer"]) if "layer" in job else parse_arch(job["arch"])
             timings: dict[str, float] = {}
             with quiet_native_stderr():
-                export_tflite(item, job["path"], timings)
+                export_tflite(item, job["path"], timings, quantize=job.get("quantize"),
+                              representative=job.get("representative", 100), io_dtype=job.get("io_dtype", "float32"))
             reply = {"ok": True, "path": job["path"], "timings": timings}
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
