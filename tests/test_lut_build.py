@@ -150,7 +150,7 @@ def test_fit_and_predict_on_the_measured_table(built, tmp_path):
     data = json.loads(result.output)
     assert data["low_ms"] < data["latency_ms"] < data["high_ms"]
     assert {r["source"] for r in data["layers"]} == {"table", "regression"}  # A1's widths are not in the space
-    assert data["measured_with"] == {"threads": 1, "delegate": "xnnpack"}  # what the table was built with
+    assert data["measured_with"] == {"threads": 1, "delegate": "xnnpack", "dtype": "float32"}  # what the table was built with
     arch = SPACE.sample(7)
     path = write_tflite(arch, tmp_path / "arch.tflite")
     text = _cli(db, "predict", str(path), str(arch)).output

@@ -36,7 +36,7 @@ def invoke(*args):
 
 
 def test_search_prints_defaults_progress_tables_and_writes_every_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(latprof.predictor, "load_predictor", lambda device, space, store=None: MacsPredictor())
+    monkeypatch.setattr(latprof.predictor, "load_predictor", lambda device, space, store=None, dtype="float32": MacsPredictor())
     out = tmp_path / "run"
     result = invoke("--target-ms", "60", "--samples", "16", "--out", str(out), "--verify")
     assert result.exit_code == 0, result.output
@@ -77,7 +77,7 @@ def test_search_json_is_one_document_and_the_answer_meets_the_target(tmp_path, m
     """--json: stdout parses as one JSON document; the soft reward's pick over the target is not the answer."""
     import json
 
-    monkeypatch.setattr(latprof.predictor, "load_predictor", lambda device, space, store=None: MacsPredictor())
+    monkeypatch.setattr(latprof.predictor, "load_predictor", lambda device, space, store=None, dtype="float32": MacsPredictor())
     result = CliRunner().invoke(
         main, ["search", "--target-ms", "60", "--samples", "32", "--reward", "soft", "--out", str(tmp_path / "j"),
                "--json"], catch_exceptions=False)

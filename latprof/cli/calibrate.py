@@ -32,11 +32,14 @@ def _pct(x: float) -> str:
 @click.option("--reference", help="Same as --prior table:REFERENCE.")
 @click.option("--runtime", help="Predict for the rows measured with this runtime_version (rows of other versions "
               "are put on its scale by one fitted factor each); default: the version most rows have.")
+@click.option("--dtype", default="float32", show_default=True,
+              help="Fit on the rows of models in this data type (their dtype column; int8, float16, ...); a "
+                   "predictor per data type.")
 @json_option
 @db_option
 @click.pass_context
 def calibrate(ctx, device_name, source, space_name, resolution, samples, select, seed, suggest, prior, reference,
-              runtime, as_json, db):
+              runtime, dtype, as_json, db):
     """Fit DEVICE's predictor from end-to-end latencies measured on it. Two modes:
 
     \b
@@ -65,24 +68,24 @@ def calibrate(ctx, device_name, source, space_name, resolution, samples, select,
         space = get_space(space_name, **space_params(resolution))
         with open_store(ctx, db) as store:
             if suggest is not None:
-                _suggest(space, store, source, device_name, suggest, prior, say, as_json)
+                _suggest(space, store, source, device_name, suggest, prior, dtype, say, as_json)
             else:
-                _fit(store, device_name, space, source, prior, None, samples, select, seed, say, as_json)
+                _fit(store, device_name, space, source, prior, None, samples, select, seed, dtype, say, as_json)
         return
     if source is None:
         raise click.UsageError("--from is required: a CSV of model,latency_ms rows or `published`")
     with open_store(ctx, db) as store:
-        _fit(store, device_name, None, source, prior, runtime, None, "random", 0, say, as_json)
+        _fit(store, device_name, None, source, prior, runtime, None, "random", 0, dtype, say, as_json)
 
 
-def _suggest(space, store, source, device, count, prior_spec, say, as_json) -> None:
+def _suggest(space, store, source, device, count, prior_spec, dtype, say, as_json) -> None:
     from latprof.predictor import load_prior, read_observations, select_archs
 
     if source is not None:
-        archs = [o.model for o in read_observations(source, device, space, notify=say)]
+        archs = [o.model for o in read_observations(source, device, space, notify=say, dtype=dtype)]
     else:
         archs = list({space.format(a): a for a in (space.sample(i) for i in range(5000))}.values())
-    prior = load_prior(prior_spec, store, space, device=device, notify=say)
+    prior = load_prior(prior_spec, store, space, device=device, dtype=dtype, notify=say)
     chosen = select_archs(space, archs, count, prior, how="active")
     say(f"{len(chosen)} of {len(archs)} {space.name} architectures, chosen by D-optimal design (prior {prior.name}); "
         "measure them and pass the CSV (arch,latency_ms) to `latprof calibrate --space`")
@@ -95,21 +98,22 @@ def _suggest(space, store, source, device, count, prior_spec, say, as_json) -> N
         click.echo(string)
 
 
-def _fit(store, device, space, source, prior, runtime, samples, select, seed, say, as_json) -> None:
+def _fit(store, device, space, source, prior, runtime, samples, select, seed, dtype, say, as_json) -> None:
     from latprof.predictor import fit_predictor, read_observations, save_predictor
 
-    rows = read_observations(source, device, space, notify=say)
+    rows = read_observations(source, device, space, notify=say, dtype=dtype)
     fitted = fit_predictor(store, device, space, observations=rows, prior=prior, runtime=runtime, samples=samples,
-                           select=select, seed=seed, notify=say)
+                           select=select, seed=seed, dtype=dtype, notify=say)
     predictor_id = save_predictor(store, fitted)
     report = fitted.report
     if as_json:
-        echo_json({"id": predictor_id, "device": device, "space": fitted.document["space"], "prior": report["prior"],
-                   "model": report["model"], "report": report})
+        echo_json({"id": predictor_id, "device": device, "space": fitted.document["space"], "dtype": dtype,
+                   "prior": report["prior"], "model": report["model"], "report": report})
         return
-    what = (f"for space {space.name} from {report['fitted_on']} of {report['rows']} measured architectures "
+    kind = "" if dtype == "float32" else f"{dtype} "
+    what = (f"for space {space.name} from {report['fitted_on']} of {report['rows']} measured {kind}architectures "
             f"({select} selection; prior: {report['prior']})" if space is not None
-            else f"from {report['rows']} measured models (prior: {report['prior']})")
+            else f"from {report['rows']} measured {kind}models (prior: {report['prior']})")
     click.echo(f"calibrated {device} {what}; stored as predictor #{predictor_id}")
     click.echo("\n".join(_model_lines(report["model"])))
     if report["outliers"]:
@@ -117,7 +121,8 @@ def _fit(store, device, space, source, prior, runtime, samples, select, seed, sa
                    + ", ".join(report["outliers"][:3]) + (" ..." if len(report["outliers"]) > 3 else ""))
     click.echo("\n".join(_error_lines(report)))
     space_flag = f" --space {space.name}" if space is not None else ""
-    click.echo(f"  `latprof predict ARCH{space_flag} --device {device}` now uses this calibration")
+    dtype_flag = f" --dtype {dtype}" if dtype != "float32" and space is not None else ""
+    click.echo(f"  `latprof predict ARCH{space_flag}{dtype_flag} --device {device}` now uses this calibration")
 
 
 def _model_lines(model: dict) -> list[str]:

@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 
 from latprof.cli.farm import farm_option, open_target
+from latprof.lut import TABLE_DTYPES
 from latprof.cli.options import (
-    db_option, delegate_option, depth_multiplier_option, device_option, echo_json, json_option, open_store, resolution_option,
-    space_option, space_params,
+    db_option, delegate_option, depth_multiplier_option, device_option, dtype_option, echo_json, json_option, open_store,
+    resolution_option, space_option, space_params,
 )
 
 
@@ -30,6 +31,7 @@ from latprof.cli.options import (
 @click.option("--threads", type=click.IntRange(min=1),
               help="Threads per run (default: the device config's); part of the table's identity.")
 @delegate_option
+@dtype_option
 @click.option("--core-mask", help="taskset mask on the phone (default: the config's big cores).")
 @click.option("--benchmark-binary", type=click.Path(path_type=Path), help="Local benchmark_model to push.")
 @click.option("--no-wait-cool", is_flag=True, help="Do not wait for a hot phone to cool before each entry.")
@@ -47,8 +49,8 @@ from latprof.cli.options import (
 @db_option
 @click.pass_context
 def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, warmup, calibration,
-              calibration_runs, threads, delegate, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe, rebuild,
-              ops_from, no_op_probes, farm_address, as_json, db):
+              calibration_runs, threads, delegate, dtype, core_mask, benchmark_binary, no_wait_cool, no_realtime, no_probe,
+              rebuild, ops_from, no_op_probes, farm_address, as_json, db):
     """Measure every unique layer of a search space on a device: its latency lookup table.
 
     Then the built-in operator probes and the layers and operators of --ops-from models, into the same table.
@@ -60,7 +62,7 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
     from latprof.space import get_space
 
     space = get_space(space_name, **space_params(resolution, depth_multiplier))
-    model_units(ops_from)  # a missing or broken --ops-from file fails now, before anything is measured
+    model_units(ops_from, dtype)  # a missing or broken --ops-from file fails now, before anything is measured
     with open_store(ctx, db) as store, open_target(device_name, farm_address) as device:
         host = isinstance(device, LocalDevice)
         request = build_request(device, runs=runs or (LUT_RUNS if host else None),
@@ -70,17 +72,17 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
         calibration_request = build_request(device, runs=calibration_runs, core_mask=core_mask,
                                             benchmark_binary=benchmark_binary, threads=threads, delegate=delegate)
         n_configs = len(space.unique_layer_configs())
-        click.echo(f"{device.name}: {space_name} {space.params()} -> {n_configs} layer configurations, "
+        click.echo(f"{device.name}: {space_name} {space.params()} -> {n_configs} {dtype} layer configurations, "
                    f"{request.warmup_runs}+{request.num_runs} runs each; database {store.path}", err=True)
         try:
             summary = run_build(
                 store, device, space, request=request, calibration_request=calibration_request,
                 calibration=DEFAULT_CALIBRATION if calibration is None else calibration, rebuild=rebuild,
-                wait_cool=not no_wait_cool, realtime=not no_realtime, probe=not no_probe, progress=True,
+                wait_cool=not no_wait_cool, realtime=not no_realtime, probe=not no_probe, progress=True, dtype=dtype,
                 notify=lambda msg: click.echo(f"Warning: {msg}", err=True),
             )
             ops = _measure_ops(store, device, space.name, request, ops_from, not no_op_probes,
-                               wait_cool=not no_wait_cool, realtime=not no_realtime, probe=not no_probe)
+                               wait_cool=not no_wait_cool, realtime=not no_realtime, probe=not no_probe, dtype=dtype)
         except KeyboardInterrupt:
             click.echo("\nInterrupted: every entry measured so far is stored; run the same command again to resume.",
                        err=True)
@@ -98,18 +100,18 @@ def build_lut(ctx, device_name, space_name, resolution, depth_multiplier, runs, 
         click.echo(f"{label}: {s.models} model(s), {s.layers} layers and {s.operators} operators "
                    f"({s.already_stored} already stored; measured now {s.measured_layers} layers and "
                    f"{s.measured_operators} operators: {kinds}); wall time {s.wall_s:.1f} s")
-    click.echo(f"next: latprof fit --device {device_name}")
+    click.echo(f"next: latprof fit --device {device_name}" + ("" if dtype == "float32" else f" --dtype {dtype}"))
 
 
-def _measure_ops(store, device, space_name: str, request, ops_from: tuple[Path, ...], probes: bool,
+def _measure_ops(store, device, space_name: str, request, ops_from: tuple[Path, ...], probes: bool, *, dtype: str,
                  **options) -> dict:
     """``{label: OpsSummary}`` for the --ops-from models, then the built-in operator probes."""
     from latprof.lut import measure_ops, op_probe_models
 
     groups = {"--ops-from": list(ops_from)} if ops_from else {}
     if probes:
-        groups["operator probes"] = op_probe_models(notify=lambda msg: click.echo(msg, err=True))
-    return {label: measure_ops(store, device, space_name, models, request, progress=True,
+        groups["operator probes"] = op_probe_models(dtype=dtype, notify=lambda msg: click.echo(msg, err=True))
+    return {label: measure_ops(store, device, space_name, models, request, progress=True, dtype=dtype,
                                notify=lambda msg: click.echo(f"Warning: {msg}", err=True), **options)
             for label, models in groups.items()}
 
@@ -128,21 +130,22 @@ def _pct(x: float) -> str:
 @click.command()
 @device_option()
 @space_option()
+@dtype_option
 @json_option
 @db_option
 @click.pass_context
-def fit(ctx, device_name, space_name, as_json, db):
+def fit(ctx, device_name, space_name, dtype, as_json, db):
     """Fit a device's predictor from its lookup table and calibration set; report leave-one-out error."""
     from latprof.predictor import fit_predictor, save_predictor
 
     with open_store(ctx, db) as store:
-        fitted = fit_predictor(store, device_name, space_name)
+        fitted = fit_predictor(store, device_name, space_name, dtype=dtype)
         predictor_id = save_predictor(store, fitted)
     report = fitted.report
     if as_json:
-        echo_json({"id": predictor_id, **report})
+        echo_json({"id": predictor_id, "dtype": dtype, **report})
         return
-    lines = [f"{device_name} ({space_name}): {report['table_entries']} table entries, "
+    lines = [f"{device_name} ({space_name}, {dtype}): {report['table_entries']} table entries, "
              f"{report['fitted_on']} calibration architectures; stored as predictor #{predictor_id}"]
     width = report["regression_leave_width_out"]
     lines.append(f"  layer regression, unseen widths: MAPE {_pct(width['with_neighbours']['mape']):>6}  within 10% "
@@ -170,15 +173,21 @@ def fit(ctx, device_name, space_name, as_json, db):
               help="A file of architectures (or .tflite paths), one a line; predicted together with MODELS.")
 @device_option()
 @space_option()
+@click.option("--dtype", type=click.Choice(TABLE_DTYPES), default=None,
+              help="Data type of the architectures' models (default float32); a .tflite file is priced by the "
+                   "predictor of its own data type.")
 @click.option("--at-current-speed", is_flag=True,
               help="Time the speed probe on the device now and scale the predictions to its current speed.")
 @json_option
 @db_option
 @click.pass_context
-def predict(ctx, models, from_file, device_name, space_name, at_current_speed, as_json, db):
-    """Predict the latency of architectures (names, strings, JSON) or .tflite files on a device."""
+def predict(ctx, models, from_file, device_name, space_name, dtype, at_current_speed, as_json, db):
+    """Predict the latency of architectures (names, strings, JSON) or .tflite files on a device.
+
+    A .tflite file is priced by the device's predictor of the file's data type (int8 models by the int8 one).
+    """
+    from latprof.benchmarking.record import inspect_model
     from latprof.errors import ArchitectureError
-    from latprof.predictor import load_predictor
     from latprof.space import get_space
     from latprof.userfiles import read_text
 
@@ -188,48 +197,70 @@ def predict(ctx, models, from_file, device_name, space_name, at_current_speed, a
                   if line.strip() and not line.lstrip().startswith("#")]
     if not texts:
         raise click.UsageError("name at least one architecture or .tflite file, or pass --from FILE")
+    files = {text: inspect_model(Path(text)) for text in texts if text.endswith(".tflite") or _is_file(text)}
     with open_store(ctx, db, writable=False) as store:
-        predictor = load_predictor(device_name, space_name, store=store)
-    space = get_space(space_name, **predictor.space_params)
-    speed = predictor.speed
-    now = _current_speed(device_name, predictor.document, speed) if at_current_speed else None
-    results = []
-    for text in texts:
-        if text.endswith(".tflite") or _is_file(text):
-            results.append((text, predictor.predict(Path(text))))
-            continue
-        try:
-            arch = space.parse(text)
-        except ArchitectureError as exc:
-            raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
-        results.append((getattr(arch, "name", None) or space.format(arch), predictor.predict(arch)))
-    measured_with = predictor.measured_with
+        predictors = _Predictors(store, device_name, space_name)
+        results = []
+        for text in texts:
+            if text in files:
+                predictor = predictors.get(files[text].dtype or "float32")
+                results.append((text, predictor, predictor.predict(Path(text))))
+                continue
+            predictor = predictors.get(dtype or "float32")
+            space = get_space(space_name, **predictor.space_params)
+            try:
+                arch = space.parse(text)
+            except ArchitectureError as exc:
+                raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
+            results.append((getattr(arch, "name", None) or space.format(arch), predictor, predictor.predict(arch)))
+    nows = {id(pr): _current_speed(device_name, pr.document, pr.speed) for _, pr, _ in results} \
+        if at_current_speed else {}
     if as_json:
-        out = [{"model": name, **p.to_dict(), **_speed_json(p, speed, now), "measured_with": measured_with,
-                "prior": predictor.prior}
-               for name, p in results]
+        out = [{"model": name, **p.to_dict(), **_speed_json(p, pr.speed, nows.get(id(pr))), "dtype": pr.dtype,
+                "measured_with": pr.measured_with, "prior": pr.prior}
+               for name, pr, p in results]
         echo_json(out if len(out) > 1 else out[0])
         return
-    for name, p in results:
-        sources = Counter(r.source for r in p.layers)
-        if set(sources) <= {"table", "regression"}:
-            counts = (f"{sources['table']} layers from the table, {sources['regression']} from the regression "
-                      f"({_pct(p.regression_share)} of the latency)")
-        else:  # a calibrated device: layers from its fit over a prior
-            counts = ", ".join(f"{n} layers {source}" for source, n in sorted(sources.items())) + \
-                f" (prior: {predictor.prior})"
-        click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device} (band {p.low_ms:.3f}..{p.high_ms:.3f} ms); {counts}")
-        if predictor.runtime:
-            click.echo(f"  for runtime {predictor.runtime!r} (`latprof calibrate --runtime` picks another)")
-        click.echo(_speed_line(p, speed, now) if predictor.prior == "table" or speed is not None
-                   else "  at the speed of the end-to-end measurements it was calibrated on")
-        if measured_with:
-            click.echo(f"  for {measured_with['threads']} thread(s), delegate {measured_with['delegate']} "
-                       "(the settings its table was measured with)")
-        click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
-        click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
-        for r in p.layers:
-            click.echo(f"  {r.name:<12}{r.ms:>9.3f}  {r.source:<11}{r.layer_key}")
+    for name, predictor, p in results:
+        _print_prediction(name, predictor, p, nows.get(id(predictor)))
+
+
+class _Predictors:
+    """The device's predictors, loaded once per data type."""
+
+    def __init__(self, store, device: str, space: str) -> None:
+        self.store, self.device, self.space, self.loaded = store, device, space, {}
+
+    def get(self, dtype: str):
+        from latprof.predictor import load_predictor
+
+        if dtype not in self.loaded:
+            self.loaded[dtype] = load_predictor(self.device, self.space, store=self.store, dtype=dtype)
+        return self.loaded[dtype]
+
+
+def _print_prediction(name: str, predictor, p, now: float | None) -> None:
+    speed, measured_with = predictor.speed, predictor.measured_with
+    sources = Counter(r.source for r in p.layers)
+    if set(sources) <= {"table", "regression"}:
+        counts = (f"{sources['table']} layers from the table, {sources['regression']} from the regression "
+                  f"({_pct(p.regression_share)} of the latency)")
+    else:  # a calibrated device: layers from its fit over a prior
+        counts = ", ".join(f"{n} layers {source}" for source, n in sorted(sources.items())) + \
+            f" (prior: {predictor.prior})"
+    click.echo(f"{name}\n  {p.latency_ms:.3f} ms on {p.device}, {predictor.dtype} (band {p.low_ms:.3f}.."
+               f"{p.high_ms:.3f} ms); {counts}")
+    if predictor.runtime:
+        click.echo(f"  for runtime {predictor.runtime!r} (`latprof calibrate --runtime` picks another)")
+    click.echo(_speed_line(p, speed, now) if predictor.prior == "table" or speed is not None
+               else "  at the speed of the end-to-end measurements it was calibrated on")
+    if measured_with:
+        click.echo(f"  for {measured_with['threads']} thread(s), delegate {measured_with['delegate']} "
+                   "(the settings its table was measured with)")
+    click.echo(f"  {'layer':<12}{'ms':>9}  {'source':<11}key")
+    click.echo(f"  {'overhead':<12}{p.overhead_ms:>9.3f}  {'correction':<11}per-invoke intercept")
+    for r in p.layers:
+        click.echo(f"  {r.name:<12}{r.ms:>9.3f}  {r.source:<11}{r.layer_key}")
 
 
 def _current_speed(device_name: str, document: dict, speed) -> float:

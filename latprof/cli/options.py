@@ -16,11 +16,12 @@ from typing import Any, Callable
 import click
 
 from latprof.devices import DEFAULT_DELEGATE, DELEGATES
+from latprof.lut import TABLE_DTYPES
 from latprof.space import space_names
 
 __all__ = [
     "db_option", "json_option", "space_option", "resolution_option", "depth_multiplier_option",
-    "device_option", "timeout_option", "delegate_option", "space_params", "open_store", "echo_json", "to_jsonable",
+    "device_option", "timeout_option", "delegate_option", "dtype_option", "space_params", "open_store", "echo_json", "to_jsonable",
 ]
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -39,6 +40,10 @@ delegate_option: Decorator = click.option(
     "--delegate", type=click.Choice(DELEGATES), default=DEFAULT_DELEGATE, show_default=True,
     help="Delegate benchmark_model runs the model on (--use_xnnpack, --use_gpu, --use_nnapi; none: builtin "
          "kernels only). The host runs xnnpack or none; gpu and nnapi need a phone.")
+dtype_option: Decorator = click.option(
+    "--dtype", type=click.Choice(TABLE_DTYPES), default="float32", show_default=True,
+    help="Data type the models compute in (int8: full-integer quantized); float32 and int8 tables, "
+         "predictors and searches are kept apart.")
 timeout_option: Decorator = click.option(
     "--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
     help="Seconds one benchmark run may take before it is stopped (default: the device config's).")

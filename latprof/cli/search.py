@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 from latprof.cli.farm import farm_option, open_target
 from latprof.cli.options import (
-    db_option, device_option, echo_json, json_option, open_store, resolution_option, space_option,
+    db_option, device_option, dtype_option, echo_json, json_option, open_store, resolution_option, space_option,
 )
 from latprof.search import CONTROLLER_NAMES, LATENCY_SOURCES, REWARD_CHOICES, TARGET_BAND, SearchConfig
 
@@ -68,6 +68,7 @@ def _source_note(ctx: click.Context, name: str) -> str:
                help="Device whose predictor (or, with --latency measure, which device) gives latencies.")
 @space_option(_DEFAULTS["space"])
 @resolution_option
+@dtype_option
 @click.option("--samples", type=int, default=_DEFAULTS["samples"], show_default=True,
               help="Architectures to sample in total (with --resume, including those already stored).")
 @click.option("--seed", type=int, default=_DEFAULTS["seed"], show_default=True)
@@ -98,8 +99,8 @@ def _source_note(ctx: click.Context, name: str) -> str:
 @json_option
 @db_option
 @click.pass_context
-def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, out_dir, reward, alpha, beta, controller,
-           accuracy, data, latency, farm_address, workers, batch_size, resume, verify, top, as_json, db):
+def search(ctx, target_ms, device_name, space_name, resolution, dtype, samples, seed, out_dir, reward, alpha, beta,
+           controller, accuracy, data, latency, farm_address, workers, batch_size, resume, verify, top, as_json, db):
     """Search a space (default MnasNet) for the best reward ACC x (LAT/T)^w on a device (Tan et al., CVPR 2019).
 
     The answer (best_arch.txt, best.tflite, --verify) is the highest reward within the target latency.
@@ -111,7 +112,7 @@ def search(ctx, target_ms, device_name, space_name, resolution, samples, seed, o
     config = SearchConfig(target_ms=target_ms, reward=reward, alpha=alpha, beta=beta, controller=controller,
                           accuracy=accuracy, latency=latency, device=device_name, samples=samples, seed=seed,
                           batch_size=batch_size, data=str(data) if data is not None else None, space=space_name,
-                          space_params={"resolution": resolution} if resolution else {})
+                          space_params={"resolution": resolution} if resolution else {}, dtype=dtype)
     out = out_dir or Path(f"latprof-search-{device_name}-{target_ms:g}ms")
     estimator = make_estimator(config.accuracy, data=config.data, seed=config.seed)
     with open_store(ctx, db) as store:
@@ -178,7 +179,7 @@ def _predictor(config: SearchConfig, store: Store) -> LatencyModel:
     from latprof.predictor import load_predictor
 
     try:
-        return load_predictor(config.device, config.space, store=store)
+        return load_predictor(config.device, config.space, store=store, dtype=config.dtype)
     except LatprofError:
         configs = list_configs()
         if config.device not in configs:
@@ -203,8 +204,10 @@ def _measured(device: Device, store: Store, out: Path, config: SearchConfig) -> 
     from latprof.search import MeasuredLatency
 
     if isinstance(device, FarmDevice):
-        return FarmLatency(device.farm, device.name, build_request(device), space=config.make_space(), store=store)
-    return MeasuredLatency(device, build_request(device), store=store, workdir=out, space=config.make_space())
+        return FarmLatency(device.farm, device.name, build_request(device), space=config.make_space(), store=store,
+                           dtype=config.dtype)
+    return MeasuredLatency(device, build_request(device), store=store, workdir=out, space=config.make_space(),
+                           dtype=config.dtype)
 
 
 def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimator, predictor: LatencyModel | None,
@@ -222,7 +225,7 @@ def _header(ctx: click.Context, config: SearchConfig, estimator: AccuracyEstimat
     lines = [
         f"latprof search: MnasNet reward search (Tan et al., CVPR 2019) in the {space.name} space ({params})",
         f"  --target-ms   {config.target_ms:g} ms",
-        f"  --device      {config.device}{n(ctx, 'device_name')}",
+        f"  --device      {config.device}{n(ctx, 'device_name')}   --dtype {config.dtype}{n(ctx, 'dtype')}",
         f"  --reward      {auto}{reward.describe()}{n(ctx, 'reward') if reward.mode != 'custom' else ''}",
         f"  --controller  {controller.describe()}{n(ctx, 'controller')}",
         f"  --accuracy    {estimator.describe()}{n(ctx, 'accuracy')}",

@@ -21,9 +21,10 @@ class FarmLatency:
     """A search's latency model measuring every candidate on the farm's phones of ``kind``, in parallel."""
 
     def __init__(self, farm: Farm, kind: str, request: BenchmarkRequest, *, space: SearchSpace,
-                 store: Store | None = None, notify: Callable[[str], None] = lambda _: None) -> None:
+                 store: Store | None = None, dtype: str = "float32",
+                 notify: Callable[[str], None] = lambda _: None) -> None:
         self.farm, self.kind, self.request, self.space = farm, kind, request, space
-        self.store, self.notify = store, notify
+        self.store, self.dtype, self.notify = store, dtype, notify
 
     def predict_many(self, archs: Sequence[Any]) -> np.ndarray:
         """Median latency (ms) of each architecture, measured on whichever phone is free."""
@@ -35,7 +36,7 @@ class FarmLatency:
         with tempfile.TemporaryDirectory(prefix="latprof-farm-") as tmp:
             def job(arch) -> Job:
                 name = "arch-" + hashlib.sha256(self.space.format(arch).encode()).hexdigest()[:12] + ".tflite"
-                path = write_tflite(arch, Path(tmp) / name, seed=0, space=self.space)
+                path = write_tflite(arch, Path(tmp) / name, seed=0, space=self.space, dtype=self.dtype)
                 return Job(((name, path.read_bytes()),), self.request)
 
             for index, result in self.farm.run(self.kind, map(job, archs), notify=self.notify, keep_failed=True):

@@ -8,7 +8,8 @@
   into the same table, operators under :meth:`latprof.space.Operator.key`.
 * :func:`load_table`, :func:`load_entries`, :func:`load_calibration` read a
   device's table and calibration set from a :class:`~latprof.store.Store`
-  connection.
+  connection. Each data type (:data:`TABLE_DTYPES`) is a table of its own,
+  stored under :func:`table_space`.
 """
 
 from latprof.lut._build import (
@@ -18,13 +19,13 @@ from latprof.lut._ops import OpsSummary, measure_ops, model_units
 from latprof.lut._probes import PROBE_STAGES, PROBES_VERSION, op_probe_models
 from latprof.lut._runners import DEVICE_BATCH, Result, result_from_measurement
 from latprof.lut._tables import (
-    SETTING_KEYS, CalibrationRow, LutEntry, finished_builds, load_calibration, load_entries, load_table,
-    table_identity,
+    SETTING_KEYS, TABLE_DTYPES, CalibrationRow, LutEntry, finished_builds, load_calibration, load_entries, load_table,
+    table_identity, table_space,
 )
 
 __all__ = [
     "build_lut", "BuildSummary", "calibration_archs", "DEFAULT_CALIBRATION", "CALIBRATION_SEED", "LUT_RUNS",
     "LUT_WARMUP", "Result", "result_from_measurement", "DEVICE_BATCH", "SETTING_KEYS", "LutEntry", "CalibrationRow",
-    "load_table", "load_entries", "load_calibration", "finished_builds", "table_identity", "measure_ops",
+    "load_table", "load_entries", "load_calibration", "finished_builds", "table_identity", "TABLE_DTYPES", "table_space", "measure_ops",
     "OpsSummary", "model_units", "op_probe_models", "PROBE_STAGES", "PROBES_VERSION",
 ]

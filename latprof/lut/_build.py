@@ -44,6 +44,11 @@ _HOST_STATE_EVERY = 200  # host: read the device state every this many entries
 _METHOD_LAYER = "micro-model: one layer per .tflite (latprof flatbuffer writer, random float32 weights)"
 _METHOD_ARCH = "whole architecture .tflite (latprof flatbuffer writer, random float32 weights), end to end"
 
+
+def method(base: str, dtype: str) -> str:
+    """The stored ``method`` of a row measured in ``dtype`` (float32 rows keep the words they always had)."""
+    return base if dtype == "float32" else base.replace("float32 weights", f"{dtype} weights and activations")
+
 X = TypeVar("X")
 
 
@@ -78,10 +83,13 @@ def calibration_archs(space: SearchSpace, count: int, seed: int = CALIBRATION_SE
 def build_lut(
     store: Store, device: Device, space: SearchSpace, *, request: BenchmarkRequest,
     calibration_request: BenchmarkRequest, calibration: int = DEFAULT_CALIBRATION, rebuild: bool = False,
-    wait_cool: bool = True, realtime: bool = True, probe: bool = True, progress: bool = False,
+    wait_cool: bool = True, realtime: bool = True, probe: bool = True, progress: bool = False, dtype: str = "float32",
     notify: Callable[[str], None] = lambda _: None,
 ) -> BuildSummary:
     """Measure the missing entries of ``device``'s table for ``space``, then its calibration set.
+
+    ``dtype`` (a member of :data:`TABLE_DTYPES`): the data type the micro-models and calibration
+    architectures compute in; each data type is a table of its own (:func:`table_space`).
 
     ``request`` holds the micro-model settings, ``calibration_request`` the
     end-to-end ones; ``realtime``: host runs use SCHED_FIFO where allowed;
@@ -91,55 +99,58 @@ def build_lut(
     """
     start = time.perf_counter()
     conn, name, params = store.connection, device.name, space.params()
+    table = T.table_space(space.name, dtype)
     if rebuild:
-        T.delete_table(conn, name, space.name)
+        T.delete_table(conn, name, table)
     configs = {layer.layer_key(): layer for layer in space.unique_layer_configs()}
-    have = T.stored_keys(conn, name, space.name)
+    have = T.stored_keys(conn, name, table)
     todo = [layer for key, layer in configs.items() if key not in have]
     archs = calibration_archs(space, calibration)
-    have_archs = T.stored_calibration(conn, name, space.name)
+    have_archs = T.stored_calibration(conn, name, table)
     todo_archs = [a for a in archs if space.format(a) not in have_archs]
     fingerprint = device.fingerprint()
     with tempfile.TemporaryDirectory(prefix="latprof-lut-") as tmp:
         folder = Path(tmp)
         if todo:
-            with make_runner(device, request, method=_METHOD_LAYER, wait_cool=wait_cool,
-                             realtime=realtime, probe_dir=folder if probe else None,
+            with make_runner(device, request, method=method(_METHOD_LAYER, dtype), wait_cool=wait_cool,
+                             realtime=realtime, probe_dir=folder if probe else None, dtype=dtype,
                              notify=notify) as runner:
-                T.check_settings(conn, "lut_entries", name, space.name, runner.settings, ops=False)
-                T.start_build(conn, name, space.name, params, len(configs), runner.settings)
+                T.check_settings(conn, "lut_entries", name, table, runner.settings, ops=False)
+                T.start_build(conn, name, table, params, len(configs), runner.settings)
 
                 def store_entry(layer: LayerConfig, result: Result, warnings: list[str]) -> None:
-                    T.add_entry(conn, T.LutEntry.from_stats(name, space.name, layer.layer_key(), result.stats,
+                    T.add_entry(conn, T.LutEntry.from_stats(name, table, layer.layer_key(), result.stats,
                                                             result.settings, result.fingerprint or fingerprint,
                                                             result.warnings + warnings))
 
-                _measure_all(todo, lambda layer, i: write_tflite(layer, folder / f"layer{i}.tflite", seed=i),
+                _measure_all(todo, lambda layer, i: write_tflite(layer, folder / f"layer{i}.tflite", seed=i,
+                                                                 dtype=dtype),
                              runner, store_entry, device, request, wait_cool, notify,
                              _bar(progress, len(configs), len(configs) - len(todo), f"table {name}", "entry"))
         else:
-            T.start_build(conn, name, space.name, params, len(configs), {})
-        T.finish_build(conn, name, space.name, params)
+            T.start_build(conn, name, table, params, len(configs), {})
+        T.finish_build(conn, name, table, params)
         table_wall = time.perf_counter() - start
         if todo_archs:
-            with make_runner(device, calibration_request, method=_METHOD_ARCH, wait_cool=wait_cool,
-                             realtime=realtime, probe_dir=folder if probe else None,
+            with make_runner(device, calibration_request, method=method(_METHOD_ARCH, dtype), wait_cool=wait_cool,
+                             realtime=realtime, probe_dir=folder if probe else None, dtype=dtype,
                              notify=notify) as runner:
-                T.check_settings(conn, "lut_calibration", name, space.name, runner.settings)
+                T.check_settings(conn, "lut_calibration", name, table, runner.settings)
 
                 def store_arch(arch, result: Result, warnings: list[str]) -> None:
                     s = result.stats
                     T.add_calibration(conn, T.CalibrationRow(
-                        name, space.name, space.format(arch), params, s.headline_ms, s.mean_ms or s.headline_ms,
+                        name, table, space.format(arch), params, s.headline_ms, s.mean_ms or s.headline_ms,
                         s.std_ms or 0.0, s.min_ms or s.headline_ms, s.count, result.settings,
                         result.fingerprint or fingerprint,
                         result.warnings + warnings, T.now()))
 
-                _measure_all(todo_archs, lambda arch, i: write_tflite(arch, folder / f"arch{i}.tflite", seed=i, space=space),
+                _measure_all(todo_archs, lambda arch, i: write_tflite(arch, folder / f"arch{i}.tflite", seed=i,
+                                                                      space=space, dtype=dtype),
                              runner, store_arch, device, calibration_request, wait_cool, notify,
                              _bar(progress, len(archs), len(archs) - len(todo_archs), f"calibration {name}", "arch"))
     return BuildSummary(
-        device=name, space=space.name, params=params, entries=len(configs), already_stored=len(configs) - len(todo),
+        device=name, space=table, params=params, entries=len(configs), already_stored=len(configs) - len(todo),
         measured=len(todo), calibration=len(archs), calibration_already_stored=len(archs) - len(todo_archs),
         calibration_measured=len(todo_archs), wall_s=time.perf_counter() - start, table_wall_s=table_wall,
     )

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
+from latprof.benchmarking.record import inspect_model
 from latprof.devices import BenchmarkRequest, Device
+from latprof.errors import LookupTableError
 from latprof.lut import _tables as T
-from latprof.lut._build import _METHOD_LAYER, _bar, _measure_all
+from latprof.lut._build import _METHOD_LAYER, _bar, _measure_all, method
 from latprof.lut._runners import Result, make_runner
 from latprof.space import LayerConfig, Operator, op_kind, read_tflite_ops, recover_layers, tflite_operators, write_tflite
 from latprof.store import Store
@@ -59,13 +61,18 @@ class OpsSummary:
     wall_s: float
 
 
-def model_units(models: Sequence[Path]) -> dict[str, Unit]:
+def model_units(models: Sequence[Path], dtype: str | None = None) -> dict[str, Unit]:
     """``{key: unit}`` of every unique recovered layer (a LayerConfig) and lone operator of ``models``, in order.
 
-    Reads every model first: a missing or broken file raises ModelFileError before anything is measured.
+    Reads every model first: a missing or broken file raises ModelFileError, and with ``dtype`` a model that
+    computes in another data type LookupTableError, before anything is measured.
     """
     units: dict[str, Unit] = {}
     for model in map(Path, models):
+        found = inspect_model(model).dtype
+        if dtype is not None and found != dtype:
+            raise LookupTableError(f"{model} computes in {found}, not {dtype}: its operators belong in the {found} "
+                                   f"table (pass --dtype {found}), or export it as {dtype}")
         for layer, ops in recover_layers(read_tflite_ops(model)):
             if layer is not None:
                 units.setdefault(layer.layer_key(), layer)
@@ -76,43 +83,46 @@ def model_units(models: Sequence[Path]) -> dict[str, Unit]:
 
 def measure_ops(
     store: Store, device: Device, space_name: str, models: Sequence[Path], request: BenchmarkRequest, *,
-    wait_cool: bool = True, realtime: bool = True, probe: bool = True, progress: bool = False,
+    wait_cool: bool = True, realtime: bool = True, probe: bool = True, progress: bool = False, dtype: str = "float32",
     notify: Callable[[str], None] = lambda _: None,
 ) -> OpsSummary:
-    """Measure the layers and lone operators of ``models`` missing from ``device``'s table for ``space_name``.
+    """Measure the layers and lone operators of ``models`` missing from ``device``'s ``dtype`` table for
+    ``space_name``.
 
     Layers go in as micro-models under their layer key, operators as single-operator models under
-    ``Operator.key()``. Raises LookupTableError when stored rows were measured with other settings.
+    ``Operator.key()``. Raises LookupTableError when stored rows were measured with other settings, or a
+    model computes in another data type.
     """
     start = time.perf_counter()
     conn, name = store.connection, device.name
-    units = model_units(models)
-    have = T.stored_keys(conn, name, space_name)
+    units = model_units(models, dtype)
+    table = T.table_space(space_name, dtype)
+    have = T.stored_keys(conn, name, table)
     todo = {key: unit for key, unit in units.items() if key not in have}
     layers = [key for key, unit in todo.items() if isinstance(unit, LayerConfig)]
     ops = [key for key, unit in todo.items() if isinstance(unit, _OpSlice)]
     fingerprint = device.fingerprint()
 
     def store_entry(key: str, result: Result, warnings: list[str]) -> None:
-        T.add_entry(conn, T.LutEntry.from_stats(name, space_name, key, result.stats, result.settings,
+        T.add_entry(conn, T.LutEntry.from_stats(name, table, key, result.stats, result.settings,
                                                 result.fingerprint or fingerprint, result.warnings + warnings))
 
     with tempfile.TemporaryDirectory(prefix="latprof-ops-") as tmp:
         folder = Path(tmp)
-        for keys, method, is_op in ((layers, _METHOD_LAYER, False), (ops, _METHOD_OP, True)):
+        for keys, how, is_op in ((layers, method(_METHOD_LAYER, dtype), False), (ops, _METHOD_OP, True)):
             if not keys:
                 continue
             write = _op_writer(todo, folder) if is_op else \
-                (lambda key, i: write_tflite(todo[key], folder / f"layer{i}.tflite", seed=i))
-            with make_runner(device, request, method=method, wait_cool=wait_cool, realtime=realtime,
-                             probe_dir=folder if probe else None, notify=notify) as runner:
-                T.check_settings(conn, "lut_entries", name, space_name, runner.settings, ops=is_op)
+                (lambda key, i: write_tflite(todo[key], folder / f"layer{i}.tflite", seed=i, dtype=dtype))
+            with make_runner(device, request, method=how, wait_cool=wait_cool, realtime=realtime,
+                             probe_dir=folder if probe else None, dtype=dtype, notify=notify) as runner:
+                T.check_settings(conn, "lut_entries", name, table, runner.settings, ops=is_op)
                 _measure_all(keys, write, runner, store_entry, device, request, wait_cool, notify,
                              _bar(progress, len(keys), 0, f"{'operators' if is_op else 'layers'} {name}",
                                   "entry"))
     n_layers = sum(isinstance(u, LayerConfig) for u in units.values())
     return OpsSummary(
-        device=name, space=space_name, models=len(models), layers=n_layers, operators=len(units) - n_layers,
+        device=name, space=table, models=len(models), layers=n_layers, operators=len(units) - n_layers,
         already_stored=len(units) - len(todo), measured_layers=len(layers), measured_operators=len(ops),
         measured_kinds=dict(Counter(op_kind(Operator.from_key(key)) for key in ops)),
         wall_s=time.perf_counter() - start,

@@ -32,11 +32,14 @@ PROBE_STAGES: tuple[tuple[int, int], ...] = ((112, 16), (56, 24), (56, 64), (28,
 
 
 def op_probe_models(folder: Path | None = None, *, stages: Sequence[tuple[int, int]] = PROBE_STAGES,
-                    notify: Callable[[str], None] = lambda _: None) -> list[Path]:
+                    dtype: str = "float32", notify: Callable[[str], None] = lambda _: None) -> list[Path]:
     """The probe .tflite files (one per stage), built and converted on first use, then read from ``folder``
-    (default ``cache_dir()/op-probes/v<PROBES_VERSION>``; a file per stage, named by its map side and channels).
-    ``notify`` hears once when models have to be built (TensorFlow, tens of seconds)."""
-    folder = Path(folder) if folder is not None else cache_dir() / "op-probes" / f"v{PROBES_VERSION}"
+    (default ``cache_dir()/op-probes/v<PROBES_VERSION>``, ``.../v<PROBES_VERSION>-int8`` for int8; a file per
+    stage, named by its map side and channels). ``dtype`` int8: full-integer post-training quantization
+    (float input and output, as the converter gives by default). ``notify`` hears once when models have to be
+    built (TensorFlow, tens of seconds)."""
+    suffix = "" if dtype == "float32" else f"-{dtype}"
+    folder = Path(folder) if folder is not None else cache_dir() / "op-probes" / f"v{PROBES_VERSION}{suffix}"
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"probe_{side}x{side}x{channels}.tflite" for side, channels in stages]
     missing = [(path, stage) for path, stage in zip(paths, stages) if not path.is_file()]
@@ -44,16 +47,17 @@ def op_probe_models(folder: Path | None = None, *, stages: Sequence[tuple[int, i
         notify(f"building {len(missing)} operator probe model(s) into {folder} (once; TensorFlow, tens of seconds)")
     for path, (side, channels) in missing:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(_convert(side, channels))
+        tmp.write_bytes(_convert(side, channels, dtype))
         tmp.replace(path)  # whole or absent: a build killed mid-write leaves no half model
     return paths
 
 
-def _convert(side: int, channels: int) -> bytes:
+def _convert(side: int, channels: int, dtype: str) -> bytes:
     from latprof.space import keras_to_tflite
 
+    quantize = None if dtype == "float32" else dtype
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the SavedModel signature
-        return keras_to_tflite(_probe_graph(side, channels))
+        return keras_to_tflite(_probe_graph(side, channels), quantize=quantize)
 
 
 def _probe_graph(side: int, c: int):

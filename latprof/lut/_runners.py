@@ -184,17 +184,20 @@ class DeviceRunner:
 
 
 def make_runner(device: Device, request: BenchmarkRequest, *, method: str, wait_cool: bool = True,
-                realtime: bool = True, probe_dir: Path | None = None,
+                realtime: bool = True, probe_dir: Path | None = None, dtype: str = "float32",
                 notify: Callable[[str], None] = lambda _: None) -> HostBatchRunner | DeviceRunner:
     """The fast batch runner for the host (probing speed when ``probe_dir`` is given), the device's own
-    ``lut_runner`` where it has one (a farm's phones), else DeviceRunner."""
+    ``lut_runner`` where it has one (a farm's phones), else DeviceRunner; ``dtype``, the data type of the
+    models it will time, joins the settings stored with every row."""
     from latprof.devices.local import LocalDevice
 
     if hasattr(device, "lut_runner"):
-        return device.lut_runner(request, method=method, notify=notify)
-
-    if isinstance(device, LocalDevice):
-        return HostBatchRunner(warmup_runs=request.warmup_runs, num_runs=request.num_runs, threads=request.threads,
-                               timeout_s=request.timeout_s or 600.0, cpu=device.cpu, method=method,
-                               realtime=realtime, probe_dir=probe_dir, delegate=request.delegate)
-    return DeviceRunner(device, request, method=method, wait_cool=wait_cool, notify=notify)
+        runner = device.lut_runner(request, method=method, notify=notify)
+    elif isinstance(device, LocalDevice):
+        runner = HostBatchRunner(warmup_runs=request.warmup_runs, num_runs=request.num_runs, threads=request.threads,
+                                 timeout_s=request.timeout_s or 600.0, cpu=device.cpu, method=method,
+                                 realtime=realtime, probe_dir=probe_dir, delegate=request.delegate)
+    else:
+        runner = DeviceRunner(device, request, method=method, wait_cool=wait_cool, notify=notify)
+    runner.settings["dtype"] = dtype
+    return runner

@@ -24,21 +24,32 @@ __all__ = [
     "LutEntry", "CalibrationRow", "now", "stored_keys", "add_entry", "load_entries", "load_table",
     "add_calibration", "load_calibration", "stored_calibration", "start_build", "finish_build",
     "finished_builds", "check_settings", "delete_table", "SETTING_KEYS", "IDENTITY_DEFAULTS", "identity",
-    "table_identity",
+    "table_identity", "TABLE_DTYPES", "table_space",
 ]
+
+# Data types a table can be measured in: the flatbuffer writer emits float32 and full-integer int8 micro-models.
+TABLE_DTYPES = ("float32", "int8")
+
+
+def table_space(space: str, dtype: str = "float32") -> str:
+    """The name a table (and the predictor fitted on it) is stored under: the space's for float32 (as before data
+    types were tables of their own), ``SPACE:DTYPE`` otherwise, so that a device's float32 and int8 tables of one
+    space live side by side."""
+    return space if dtype == "float32" else f"{space}:{dtype}"
+
 
 # Settings that change a latency: a table (or calibration set) must not mix rows that differ in these.
 SETTING_KEYS = ("method", "runtime", "runtime_version", "threads", "warmup_runs", "num_runs", "core_mask",
-                "delegate", "binary", "scheduling", "probe")
+                "delegate", "binary", "scheduling", "probe", "dtype")
 
 
 # Settings that make a table a different table: a table built with one thread count or delegate is never
 # used for another. Rows stored before a setting was recorded read as its old default.
-IDENTITY_DEFAULTS: dict[str, Any] = {"threads": 1, "delegate": DEFAULT_DELEGATE}
+IDENTITY_DEFAULTS: dict[str, Any] = {"threads": 1, "delegate": DEFAULT_DELEGATE, "dtype": "float32"}
 
 
 def identity(settings: dict[str, Any]) -> dict[str, Any]:
-    """The identity settings of a row (threads, delegate), old defaults filled in, delegate names normalised."""
+    """The identity settings of a row (threads, delegate, data type), old defaults filled in, delegate names normalised."""
     out = {key: settings.get(key) if settings.get(key) is not None else default
            for key, default in IDENTITY_DEFAULTS.items()}
     out["delegate"] = delegate_name(out["delegate"])

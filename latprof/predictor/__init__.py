@@ -18,10 +18,10 @@
 from __future__ import annotations
 
 from latprof.errors import PredictorError
-from latprof.lut import load_entries
+from latprof.lut import load_entries, table_space
 from latprof.predictor import baselines
 from latprof.predictor._evidence import Observation, read_observations
-from latprof.predictor._fit import Fitted, fit_predictor, load_prior, save_predictor, select_archs
+from latprof.predictor._fit import WHOLE_MODELS, Fitted, fit_predictor, load_prior, save_predictor, select_archs
 from latprof.predictor._formats import FORMAT, from_stored
 from latprof.predictor._metrics import error_summary
 from latprof.predictor._sources import missing_table
@@ -33,8 +33,10 @@ __all__ = ["LatencyPredictor", "Prediction", "LayerPrediction", "load_predictor"
            "baselines"]
 
 
-def load_predictor(device: str = "local", space: str = "mnasnet", *, store: Store | None = None) -> LatencyPredictor:
-    """The newest stored predictor of ``device`` for ``space`` (else its whole-model one); default store ``$LATPROF_DB``.
+def load_predictor(device: str = "local", space: str = "mnasnet", *, store: Store | None = None,
+                   dtype: str = "float32") -> LatencyPredictor:
+    """The newest stored predictor of ``device`` for ``space`` (else its whole-model one) that prices models in
+    ``dtype``; default store ``$LATPROF_DB``.
 
     Raises LookupTableError when the device has neither a predictor nor a table,
     PredictorError when its table was never fitted or the stored format is old.
@@ -42,12 +44,15 @@ def load_predictor(device: str = "local", space: str = "mnasnet", *, store: Stor
     own = store is None
     store = store or Store(writable=False)
     try:
-        row = store.latest_predictor(device, space)
+        table = table_space(space, dtype)
+        row = store.latest_predictor(device, table, whole=table_space(WHOLE_MODELS, dtype))
         if row is None:
-            if load_entries(store.connection, device, space):
-                raise PredictorError(f"no fitted predictor for device {device} (space {space}); "
-                                     f"run `latprof fit --device {device}`")
-            raise missing_table(device, space)
+            if load_entries(store.connection, device, table):
+                flags = (f" --space {space}" if space != "mnasnet" else "") + \
+                    (f" --dtype {dtype}" if dtype != "float32" else "")
+                raise PredictorError(f"no fitted predictor for device {device} (space {space}, {dtype}); "
+                                     f"run `latprof fit --device {device}{flags}`")
+            raise missing_table(device, table)
         return from_stored(row, space)
     finally:
         if own:

@@ -1,13 +1,17 @@
 """Evidence: end-to-end latencies measured on a device, from any source, as :class:`Observation` rows.
 
 * a CSV of whole models (``model,latency_ms`` plus optional ``depth_multiplier,
-  resolution,device,runtime_version,source``; ``latprof results --csv`` works);
-* a CSV of architectures of a space (``arch,latency_ms``);
+  resolution,device,runtime_version,source,dtype``; ``latprof results --csv`` works);
+* a CSV of architectures of a space (``arch,latency_ms``, optional ``device,source,dtype``);
 * ``published``: the phone latencies shipped with latprof
   (``published_pixel_latency.csv`` for whole models, ``<space>_latency.csv``
   column ``<device>_ms`` for architectures of a space);
 * the device's own lookup-table calibration set (:func:`lut_observations`), at
   the table's reference speed.
+
+Every row carries the data type its model computed in (``dtype``, else ``setting_dtype`` as
+``latprof results --csv`` writes it; a .tflite row without one: the file's own; otherwise float32), and a
+fit reads the rows of one data type only.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Observation:
     source: str = ""
     family: str = ""
     space: SearchSpace | None = None  # the space ``model`` belongs to, when not the fit's
+    dtype: str = "float32"  # what the model computed in (latprof.benchmarking.model_dtype's names)
 
     @property
     def name(self) -> str:
@@ -50,11 +55,33 @@ class Observation:
 
 
 def read_observations(source: str | Path, device: str, space: SearchSpace | None = None,
-                      notify: Callable[[str], None] = lambda _: None) -> list[Observation]:
-    """Rows for ``device`` from a CSV file, or ``"published"``: architectures of ``space`` when given, else models."""
-    if space is not None:
-        return _space_rows(source, device, space, notify)
-    return _model_rows(source, device, notify)
+                      notify: Callable[[str], None] = lambda _: None, dtype: str = "float32") -> list[Observation]:
+    """Rows for ``device`` in data type ``dtype`` from a CSV file, or ``"published"``: architectures of ``space``
+    when given, else models. Raises ParseError when there are none (naming the data types there are)."""
+    rows = _space_rows(source, device, space, notify) if space is not None else _model_rows(source, device, notify)
+    kept = [r for r in rows if r.dtype == dtype]
+    others = sorted({r.dtype for r in rows} - {dtype})
+    if not kept:
+        raise ParseError(f"{source} has no {dtype} rows for device {device} (it has {', '.join(others)}); "
+                         f"pass --dtype {others[0]}")
+    if others:
+        notify(f"kept the {len(kept)} {dtype} rows; left out {len(rows) - len(kept)} measured in {', '.join(others)}")
+    return kept
+
+
+_DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "quant": "int8", "quantized": "int8"}
+
+
+def _row_dtype(raw: dict[str, str], model: str = "") -> str:
+    """A row's data type: its ``dtype`` (or ``setting_dtype``) column, else a .tflite file's own, else float32."""
+    given = (raw.get("dtype") or raw.get("setting_dtype") or "").strip().lower()
+    if given:
+        return _DTYPE_ALIASES.get(given, given)
+    if model.endswith(".tflite") and Path(model).is_file():
+        from latprof.benchmarking.record import inspect_model
+
+        return inspect_model(Path(model)).dtype or "float32"
+    return "float32"
 
 
 def _published_device(name: str) -> str:
@@ -82,7 +109,7 @@ def _model_rows(source: str | Path, device: str, notify: Callable[[str], None]) 
                 model = str(path.parent / model)
             spec = model_spec(model, multiplier, resolution)
             rows.append(Observation(spec, latency, raw.get("runtime_version") or "", raw.get("source") or path.name,
-                                    spec.family))
+                                    spec.family, dtype=_row_dtype(raw, model)))
         except (LatprofError, ValueError) as exc:
             skipped.append(f"line {number} ({raw.get('model')}): {exc}")
     for reason in skipped:
@@ -113,7 +140,8 @@ def _space_rows(source: str | Path, device: str, space: SearchSpace,
             continue
         latency = latency_ms(raw[column], path, number)
         try:
-            rows.append(Observation(space.parse(raw["arch"]), latency, "", raw.get("source") or path.name))
+            rows.append(Observation(space.parse(raw["arch"]), latency, "", raw.get("source") or path.name,
+                                    dtype=_row_dtype(raw)))
         except (LatprofError, ValueError) as exc:
             skipped += 1
             if skipped <= _MAX_SKIP_NOTES:
@@ -131,5 +159,6 @@ def lut_observations(calibration: list, space_name: str, ref_ms: float | None, b
     for c in calibration:
         space = get_space(space_name, **c.params)
         ms = c.median_ms * probe_factor(c.settings.get("probe_ms"), ref_ms, beta)
-        out.append(Observation(space.parse(c.arch), ms, "", "calibration set", space=space))
+        out.append(Observation(space.parse(c.arch), ms, "", "calibration set", space=space,
+                               dtype=c.settings.get("dtype") or "float32"))
     return out

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from latprof.errors import PredictorError
-from latprof.lut import finished_builds, table_identity
+from latprof.lut import finished_builds, table_identity, table_space
 from latprof.predictor._evidence import Observation, lut_observations
 from latprof.predictor._formats import FORMAT
 from latprof.predictor._model import Row, UnitModel, fit_units
@@ -104,9 +104,10 @@ def _select(rows_units: Sequence[Sequence[Unit]], count: int, prior: Prior, *, h
 def fit_predictor(store: Store, device: str, space: str | SearchSpace | None = "mnasnet", *,
                   observations: Sequence[Observation] | None = None, prior: str | Prior = "auto",
                   runtime: str | None = None, samples: int | None = None, select: str = "random", seed: int = 0,
-                  notify: Callable[[str], None] = lambda _: None) -> Fitted:
+                  dtype: str = "float32", notify: Callable[[str], None] = lambda _: None) -> Fitted:
     """Fit ``device``'s predictor (not yet stored; see :func:`save_predictor`).
 
+    ``dtype``: the data type of the models it prices; its table (and observations) must be of that type.
     ``observations=None``: the device's own lookup table and calibration set (``latprof fit``).
     ``space=None``: whole models (any .tflite), stored for space ``"*"``.
     ``samples``: fit on that many of the rows (``select`` random or active), report the rest as held out.
@@ -116,20 +117,22 @@ def fit_predictor(store: Store, device: str, space: str | SearchSpace | None = "
     space_obj = get_space(space) if isinstance(space, str) else space
     variants: list[dict[str, Any]] = []
     if own:
-        table_prior, calibration = own_table_prior(store, device, space_obj.name)
+        table = table_space(space_obj.name, dtype)
+        table_prior, calibration = own_table_prior(store, device, table)
         if len(calibration) < _MIN_CALIBRATION:
-            raise PredictorError(f"device {device} (space {space_obj.name}) has {len(calibration)} calibration "
+            raise PredictorError(f"device {device} (table {table}) has {len(calibration)} calibration "
                                  f"architecture(s), at least {_MIN_CALIBRATION} are needed (60 recommended); run "
-                                 f"`latprof build-lut --device {device} --calibration 60`")
+                                 f"`latprof build-lut --device {device} --calibration 60 --dtype {dtype}`")
         speed = table_prior.speed
         observations = lut_observations(calibration, space_obj.name, speed["probe_ref_ms"], speed["probe_beta"])
         prior_obj: Prior = table_prior
-        variants = finished_builds(store.connection, device, space_obj.name)
+        variants = finished_builds(store.connection, device, table)
         if variants:
             space_obj = get_space(space_obj.name, **variants[0])
     else:
+        _check_dtypes(observations, dtype)
         prior_obj = prior if not isinstance(prior, str) else load_prior(prior, store, space_obj, device=device,
-                                                                        notify=notify)
+                                                                        dtype=dtype, notify=notify)
     rows = _rows(observations, space_obj)
     chosen = list(range(len(rows)))
     if samples is not None and samples < len(rows):
@@ -138,7 +141,7 @@ def fit_predictor(store: Store, device: str, space: str | SearchSpace | None = "
         model, loo, kept = fit_units([rows[i] for i in chosen], prior_obj, runtime=runtime)
     else:  # the prior alone: it ranks, but its milliseconds are the prior's, not the device's
         model, loo, kept = UnitModel(0.0, 1.0), np.zeros(0), np.zeros(0, dtype=bool)
-    document = _document(device, space_obj, variants, prior_obj, model, rows, chosen, loo, kept, store)
+    document = _document(device, space_obj, variants, prior_obj, model, rows, chosen, loo, kept, store, dtype)
     report = fit_report(device, space_obj, prior_obj, model, rows, observations, chosen, loo, kept, document)
     notify(f"fitted the {document['space']} predictor of {device} on {len(chosen)} rows (prior {prior_obj.name})")
     return Fitted(document, report)
@@ -173,20 +176,29 @@ def _band(prior: Prior, y: np.ndarray, loo: np.ndarray) -> dict[str, float]:
     return {"rel": band, "unpriced_rel": float(width_cv.get("abs_rel_p90", band))}
 
 
+def _check_dtypes(observations: Sequence[Observation], dtype: str) -> None:
+    """Raise PredictorError when an observation was measured in another data type than the fit is for."""
+    other = sorted({o.dtype for o in observations if o.dtype != dtype})
+    if other:
+        raise PredictorError(f"the observations include models measured in {', '.join(other)}, but this fit is for "
+                             f"{dtype}; pass --dtype {other[0]}, or keep only the {dtype} rows")
+
+
 def _document(device: str, space: SearchSpace | None, variants: list, prior: Prior, model: UnitModel,
-              rows: list[Row], chosen: list[int], loo: np.ndarray, kept: np.ndarray, store: Store) -> dict[str, Any]:
+              rows: list[Row], chosen: list[int], loo: np.ndarray, kept: np.ndarray, store: Store,
+              dtype: str) -> dict[str, Any]:
     own = getattr(prior, "own", False)
     y = np.array([rows[i].latency_ms for i in chosen])
     return {
         "format": FORMAT, "device": device, "space": space.name if space is not None else WHOLE_MODELS,
-        "space_params": space.params() if space is not None else {}, "variants": variants,
+        "dtype": dtype, "space_params": space.params() if space is not None else {}, "variants": variants,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "prior": prior.name, "runtime": model.runtime, "runtime_factors": model.runtime_factors,
         "intercept_ms": model.intercept_ms, "per_layer_ms": model.per_layer_ms,
         "keys": _resolve_keys(model, prior, _known_units(space, prior, rows, variants)),
         "ops": _ops(model, prior), "band": _band(prior, y[kept], loo[kept]),
         "speed": prior.speed if own else None,
-        "measured_with": table_identity(store.connection, device, space.name) if own else None,
+        "measured_with": table_identity(store.connection, device, table_space(space.name, dtype)) if own else None,
         "model": model.to_json(),
     }
 
@@ -201,8 +213,9 @@ def _ops(model: UnitModel, prior: Prior) -> dict[str, Any]:
 def save_predictor(store: Store, fitted: Fitted) -> int:
     """Store a fitted predictor (and, for a table with probe times, its reference speed); returns its row id."""
     doc = fitted.document
-    predictor_id = store.save_predictor(doc["device"], doc["space"], doc, fitted.report)
+    stored_as = table_space(doc["space"], doc.get("dtype", "float32"))
+    predictor_id = store.save_predictor(doc["device"], stored_as, doc, fitted.report)
     speed = fitted.predictor.speed
     if speed is not None:
-        register_reference(store, doc["device"], doc["space"], doc["speed"]["probe_identity"], speed)
+        register_reference(store, doc["device"], stored_as, doc["speed"]["probe_identity"], speed)
     return predictor_id

@@ -93,6 +93,7 @@ class LatencyPredictor:
         self.document = document
         self.device: str = document["device"]
         self.space: str = document["space"]
+        self.dtype: str = document.get("dtype", "float32")  # what the models it prices compute in
         self.space_params: dict[str, Any] = dict(document.get("space_params") or {})
         self.runtime: str = document.get("runtime", "")
         self.prior: str = document.get("prior", "")
@@ -165,6 +166,7 @@ class LatencyPredictor:
     def predict(self, model: Any) -> Prediction:
         """Predicted latency of an architecture (object or string) or a .tflite file, with band and breakdown."""
         if isinstance(model, Path) or (isinstance(model, str) and model.endswith(".tflite")):
+            self._check_dtype(Path(model))
             return self._assemble(self._rows(tflite_units(model)))
         space = self._arch_space()
         arch = space.parse(model) if isinstance(model, str) else model
@@ -183,6 +185,15 @@ class LatencyPredictor:
                     unpriced += unpriced_ms
                 return self._assemble(rows, total, unpriced)
         return self._assemble(self._rows(arch_units(space, arch)))
+
+    def _check_dtype(self, path: Path) -> None:
+        from latprof.benchmarking.record import inspect_model
+
+        found = inspect_model(path).dtype
+        if found != self.dtype:
+            raise PredictorError(f"{path} computes in {found}, but this predictor of {self.device} prices {self.dtype} "
+                                 f"models; use the device's {found} predictor (`latprof predict` picks it by the "
+                                 f"file), or export the model as {self.dtype}")
 
     def predict_many(self, archs: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Predicted latencies (ms, float64) of many architectures, or of token rows of the space."""

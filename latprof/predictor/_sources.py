@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from latprof.errors import LookupTableError, PredictorError
-from latprof.lut import load_calibration, load_entries
+from latprof.lut import TABLE_DTYPES, load_calibration, load_entries, table_space
 from latprof.predictor._known import known_costs, rescale
 from latprof.predictor._metrics import error_summary
 from latprof.predictor._opmodel import Neighbours, fit_op_regression
@@ -36,10 +36,15 @@ def _fit_beta(entries, ms: np.ndarray, probes: np.ndarray, ref: float | None, op
     return float(np.clip(slope, 0.0, 1.5))
 
 
-def missing_table(device: str, space: str) -> LookupTableError:
-    """The error for a device with no lookup table for ``space``, naming both ways to get a predictor."""
-    return LookupTableError(f"no lookup table for device {device} (space {space}); run `latprof build-lut --device "
-                            f"{device}` or `latprof calibrate --device {device} --from CSV|published`")
+def missing_table(device: str, table: str) -> LookupTableError:
+    """The error for a device with no lookup table ``table`` (:func:`latprof.lut.table_space`), naming both ways
+    to get a predictor."""
+    space, _, dtype = table.partition(":")
+    dtype_flag = f" --dtype {dtype}" if dtype else ""
+    space_flag = f" --space {space}" if space != "mnasnet" else ""
+    build = f"`latprof build-lut --device {device}{space_flag}{dtype_flag}` or " if dtype in ("", *TABLE_DTYPES) else ""
+    return LookupTableError(f"no {dtype + ' ' if dtype else ''}lookup table for device {device} (space {space}); run "
+                            f"{build}`latprof calibrate --device {device}{dtype_flag} --from CSV|published`")
 
 
 def table_prior(store: Store, device: str, space: str, *, own: bool = True) -> tuple[TablePrior, list] | None:
@@ -97,31 +102,35 @@ def _width_cv(units: list[Unit], ms: np.ndarray) -> dict[str, Any]:
             "abs_rel_p90": float(np.percentile(np.abs(corrected / ms - 1), BAND_PERCENTILE))}
 
 
-def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, device: str,
+def load_prior(spec: str, store: Store | None, space: SearchSpace | None, *, device: str, dtype: str = "float32",
                notify: Callable[[str], None] = lambda _: None) -> Prior:
-    """A prior by name: ``auto``, ``own``, ``analytic``, ``devices`` or ``table:DEVICE``.
+    """A prior by name: ``auto``, ``own``, ``analytic``, ``devices`` or ``table:DEVICE``, for models in ``dtype``.
 
     ``auto``: for a space, the device's own table, else the known devices' mix (never the device
     itself: it is the one being predicted), else analytic; for whole models (``space`` None), the
     device's own table when it has one, else analytic (the host's table as prior predicted Pixel 2
     and 3 models of a held-out family worse than analytic: 16.8% / 5.0% MAPE against 3.2% / 0.9%).
+    Tables are those of ``dtype``; the known devices' costs are fitted on published float32 rows, so for
+    another data type the mix holds the host's table of that type only.
     """
     space_name = space.name if space is not None else "mnasnet"
-    own = table_prior(store, device, space_name) if spec in ("auto", "own") and store is not None else None
+    table = table_space(space_name, dtype)
+    own = table_prior(store, device, table) if spec in ("auto", "own") and store is not None else None
     if own is not None:
         return own[0]
     if spec == "own":
-        raise missing_table(device, space_name)
+        raise missing_table(device, table)
     if spec.startswith("table:"):
         other = spec.split(":", 1)[1]
-        found = table_prior(store, other, space_name, own=False) if store is not None else None
+        found = table_prior(store, other, table, own=False) if store is not None else None
         if found is None:
-            raise LookupTableError(f"no lookup table for device {other} (space {space_name}); run "
-                                   f"`latprof build-lut --device {other} --space {space_name}` or pick another prior")
+            raise LookupTableError(f"no lookup table for device {other} (table {table}); run "
+                                   f"`latprof build-lut --device {other} --space {space_name} --dtype {dtype}` or "
+                                   "pick another prior")
         return found[0]
     if spec in ("auto", "devices") and space is not None:
-        components, scales = known_costs(space, exclude=device, notify=notify)
-        host = table_prior(store, "local", space_name, own=False) if device != "local" and store is not None else None
+        components, scales = known_costs(space, exclude=device, notify=notify) if dtype == "float32" else ({}, {})
+        host = table_prior(store, "local", table, own=False) if device != "local" and store is not None else None
         if host is not None:
             components["local"] = _table_costs(host[0], space)
             scales["local"] = rescale(components["local"], space)

@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     from latprof.devices import BenchmarkRequest, Device
     from latprof.store import Store
 
-__all__ = ["LatencyModel", "MeasuredLatency"]
+__all__ = ["LatencyModel", "MeasuredLatency", "quantize_for"]
+
+
+def quantize_for(dtype: str) -> str | None:
+    """The converter's ``quantize`` option that exports a model computing in ``dtype`` (None: float32)."""
+    return None if dtype == "float32" else dtype
 
 
 @runtime_checkable
@@ -34,8 +39,8 @@ class MeasuredLatency:
     """
 
     def __init__(self, device: Device, request: BenchmarkRequest, *, store: Store | None = None,
-                 workdir: str | Path | None = None, space: SearchSpace | None = None) -> None:
-        self.device, self.request, self.store = device, request, store
+                 workdir: str | Path | None = None, space: SearchSpace | None = None, dtype: str = "float32") -> None:
+        self.device, self.request, self.store, self.dtype = device, request, store, dtype
         self.space = space or get_space("mnasnet")
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="latprof-search-"))
 
@@ -44,7 +49,7 @@ class MeasuredLatency:
         from latprof.measure import measure
 
         name = "arch-" + hashlib.sha256(self.space.format(arch).encode()).hexdigest()[:12] + ".tflite"
-        path = export_tflite(arch, self.workdir / name, self.space)
+        path = export_tflite(arch, self.workdir / name, self.space, quantize=quantize_for(self.dtype))
         try:
             return float(measure(path, self.device, self.request, store=self.store).stats.headline_ms)
         finally:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from latprof.search._latency import LatencyModel
+from latprof.search._latency import LatencyModel, quantize_for
 from latprof.search._runner import SearchResult
 from latprof.search._trials import Trial, write_csv
 from latprof.space import SearchSpace, export_tflite, get_space
@@ -38,7 +38,7 @@ def write_outputs(result: SearchResult, out_dir: str | Path, *, export: bool = T
             tflite = out / "best.tflite"
             # A resumed search whose best did not change keeps its export (written whole or not at all).
             paths["best_tflite"] = tflite if unchanged and tflite.exists() else export_tflite(
-                space.parse(best.arch), tflite, space)
+                space.parse(best.arch), tflite, space, quantize=quantize_for(result.config.dtype))
     return paths
 
 

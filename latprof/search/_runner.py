@@ -76,6 +76,7 @@ class SearchConfig:
     data: str | None = None
     space: str = "mnasnet"
     space_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"resolution": 32}
+    dtype: str = "float32"  # what the searched models compute in: its predictor, measurements and best.tflite
 
     def __post_init__(self) -> None:
         self.make_reward()  # validates target, mode and exponents

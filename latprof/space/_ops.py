@@ -14,7 +14,8 @@ Two levels of kind:
   kernel under dilation; stride 1 or >= 2), ``fc``, ``mean``, ``pool`` (average),
   ``maxpool``, ``add`` (ADD/SUB/MAXIMUM/MINIMUM), ``mul`` (MUL/DIV), ``act``
   (standalone activations), ``softmax``, ``concat``, ``pad``, ``reshape``,
-  ``copy`` (transpose, split, slice, gather), ``resize``, ``other``.
+  ``copy`` (transpose, split, slice, gather, and an int8 model's quantize /
+  dequantize), ``resize``, ``other``.
 * :func:`op_family`, the *family* (:data:`FAMILIES`): ``conv`` (kernel > 1),
   ``depthwise``, ``pointwise``, ``pooling``, ``elementwise``, ``other``, and
   ``se``: a pointwise conv or element-wise op on a 1x1 map, or a broadcast
@@ -53,7 +54,9 @@ _KINDS_BY_NAME = {
                      "PRELU", "ELU", "GELU"), "act"),
     "SOFTMAX": "softmax", "CONCATENATION": "concat", "PAD": "pad", "PADV2": "pad", "MIRROR_PAD": "pad",
     **dict.fromkeys(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"), "reshape"),
-    **dict.fromkeys(("TRANSPOSE", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SLICE", "GATHER", "PACK", "UNPACK"), "copy"),
+    # QUANTIZE / DEQUANTIZE (the edges of an int8 model) convert each element once: priced as copies
+    **dict.fromkeys(("TRANSPOSE", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SLICE", "GATHER", "PACK", "UNPACK", "QUANTIZE",
+                     "DEQUANTIZE"), "copy"),
     **dict.fromkeys(("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"), "resize"),
 }
 # Operator.key(): "op:" KIND then one "_<tag><int>" per remaining field, in field order. KIND is greedy, so a

@@ -347,10 +347,10 @@ class Store:
             )
         return int(cursor.lastrowid)
 
-    def latest_predictor(self, device: str, space: str) -> StoredPredictor | None:
-        """The newest predictor stored for ``device`` and ``space``, else the newest for ``device`` and ``"*"``
-        (a whole-model predictor), else None."""
-        for wanted in dict.fromkeys((space, "*")):
+    def latest_predictor(self, device: str, space: str, whole: str = "*") -> StoredPredictor | None:
+        """The newest predictor stored for ``device`` and ``space``, else the newest for ``device`` and ``whole``
+        (a whole-model predictor; ``"*"``, or e.g. ``"*:int8"`` for another data type), else None."""
+        for wanted in dict.fromkeys((space, whole)):
             row = self._conn.execute(
                 "SELECT id, device, space, format, coefficients, report, created_at FROM predictors "
                 "WHERE device = ? AND space = ? ORDER BY id DESC LIMIT 1", (device, wanted),
