@@ -15,7 +15,7 @@ import click
 from latprof.cli.options import (
     depth_multiplier_option, echo_json, json_option, resolution_option, space_option, space_params,
 )
-from latprof.space import Architecture, arch_to_json, get_space
+from latprof.space import IO_DTYPES, QUANTIZATIONS, Architecture, arch_to_json, get_space
 
 
 def _get_space(name: str, depth_multiplier: float | None, resolution: int | None):
@@ -94,32 +94,80 @@ def sample(n: int, seed: int, as_json: bool, space_name: str, depth_multiplier: 
         click.echo(string)
 
 
+def _load_representative(path: Path | None, count: int | None):
+    """What ``--representative`` / ``--representative-data`` ask for: a sample count or a loaded array."""
+    if path is None:
+        return 100 if count is None else count
+    if count is not None:
+        raise click.UsageError("give --representative N or --representative-data FILE.npy, not both")
+    import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        reason = exc.strerror or "not a .npy file"
+    except ValueError:  # numpy's word for a file that is no .npy (it would need unpickling)
+        reason = "not a .npy file of numbers"
+    else:
+        if isinstance(data, np.ndarray):
+            return data
+        data.close()
+        reason = "a .npz archive, not one array"
+    raise click.BadParameter(f"cannot read {path} ({reason}); save an (N, H, W, C) array with numpy.save",
+                             param_hint="--representative-data")
+
+
+def _quantization_text(quantize: str | None, io_dtype: str) -> str:
+    if quantize == "int8":
+        return f"full-integer int8 quantization, {io_dtype} I/O"
+    return {None: "not quantized", "float16": "float16 weights", "dynamic": "dynamic-range quantization"}[quantize]
+
+
 @arch.command("export")
 @click.argument("architecture", metavar="NAME|STRING")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .tflite file to write.")
+@click.option("--quantize", type=click.Choice(QUANTIZATIONS),
+              help="Post-training quantization: int8 (weights and activations, calibrated), float16 (weights), "
+                   "dynamic (int8 weights, float activations). Default: none (float32).")
+@click.option("--representative", "representative_count", type=click.IntRange(min=1),
+              help="int8: calibrate on N random inputs, uniform in [-1, 1] (default 100).")
+@click.option("--representative-data", "representative_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="int8: calibrate on the samples of this .npy array, shape (N, H, W, C) of the model input.")
+@click.option("--io", "io_dtype", type=click.Choice(IO_DTYPES),
+              help="int8: the input/output tensors' type (default float32: QUANTIZE/DEQUANTIZE at the edges).")
 @json_option
 @_space_options
-def export(architecture: str, output: Path, as_json: bool, space_name: str, depth_multiplier: float,
-           resolution: int) -> None:
-    """Build an architecture as a Keras model and convert it to a float32 .tflite."""
+def export(architecture: str, output: Path, quantize: str | None, representative_count: int | None,
+           representative_path: Path | None, io_dtype: str | None, as_json: bool, space_name: str,
+           depth_multiplier: float, resolution: int) -> None:
+    """Build an architecture as a Keras model and convert it to .tflite (float32, or quantized)."""
+    from latprof.benchmarking import inspect_model
     from latprof.space import export_tflite, quiet_native_stderr, read_tflite_ops
 
+    if quantize != "int8":
+        given = [name for name, value in (("--io", io_dtype), ("--representative", representative_count),
+                                          ("--representative-data", representative_path)) if value is not None]
+        if given:
+            raise click.UsageError(f"{given[0]} applies to --quantize int8 only")
+    io_dtype = io_dtype or "float32"
+    representative = _load_representative(representative_path, representative_count)
     sp = _get_space(space_name, depth_multiplier, resolution)
     a = sp.parse(architecture)
     params, macs = sp.count_params_macs(a)
     start = time.perf_counter()
     with quiet_native_stderr():
-        path = export_tflite(a, output, sp)
+        path = export_tflite(a, output, sp, quantize=quantize, representative=representative, io_dtype=io_dtype)
     seconds = time.perf_counter() - start
     ops = read_tflite_ops(path)
     size = path.stat().st_size
+    dtype = inspect_model(path).dtype
     if as_json:
         echo_json({"path": str(path), "bytes": size, "ops": len(ops), "params": params, "macs": macs,
-                   "seconds": seconds})
+                   "seconds": seconds, "dtype": dtype, "quantize": quantize, "io_dtype": io_dtype})
         return
-    click.echo(f"wrote {path} ({size / 1e6:.1f} MB, {len(ops)} ops, {_m(params)} parameters, "
-               f"{macs / 1e6:.1f}M multiply-adds) in {seconds:.1f} s")
+    click.echo(f"wrote {path} ({dtype} model, {_quantization_text(quantize, io_dtype)}; {size / 1e6:.1f} MB, "
+               f"{len(ops)} ops, {_m(params)} parameters, {macs / 1e6:.1f}M multiply-adds) in {seconds:.1f} s")
     click.echo(f"measure it with: latprof measure {path}")
 
 

@@ -22,11 +22,12 @@
 * :func:`model_spec` (:class:`ModelSpec`), :func:`tflite_for`: a model description (a path, an architecture,
   a Keras MobileNet family) and its cached .tflite.
 * :func:`build_keras_model`, :func:`export_tflite`, :func:`export_many`, :func:`keras_to_tflite`
-  (import TensorFlow on first use) and :func:`read_tflite_ops` (reads any
-  .tflite flatbuffer directly, no TensorFlow).
+  (import TensorFlow on first use; float32, or quantized: :data:`QUANTIZATIONS`, :data:`IO_DTYPES`)
+  and :func:`read_tflite_ops` (reads any .tflite flatbuffer directly, no TensorFlow).
 """
 
 from latprof.space._arch import Architecture, BlockSpec, arch_from_json, arch_to_json, format_arch
+from latprof.space._build import IO_DTYPES, QUANTIZATIONS
 from latprof.space._base import Decision, SearchSpace, TokenSlot, get_space, register_space, space_names
 from latprof.space._layers import LayerConfig, arch_layers, count_params_macs
 from latprof.space._fbnet import FBNetArch, FBNetSpace
@@ -115,6 +116,8 @@ __all__ = [
     "export_tflite",
     "export_many",
     "keras_to_tflite",
+    "QUANTIZATIONS",
+    "IO_DTYPES",
     "quiet_native_stderr",
     "TFLiteOp",
     "TFLiteTensor",
