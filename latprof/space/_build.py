@@ -248,7 +248,7 @@ def _representative_dataset(representative: Any, shape: list[int]):
     return given
 
 
-def _configure(converter: Any, quantize: str | None, representative: Any, io_dtype: str, shape: list[int]) -> None:
+def _configure(converter: Any, quantize: str | None, dataset: Any, io_dtype: str) -> None:
     import tensorflow as tf
 
     if quantize is None:
@@ -257,7 +257,7 @@ def _configure(converter: Any, quantize: str | None, representative: Any, io_dty
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        converter.representative_dataset = _representative_dataset(representative, shape)
+        converter.representative_dataset = dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if io_dtype == "int8":
             converter.inference_input_type = tf.int8
@@ -290,8 +290,7 @@ def keras_to_tflite(model: Any, timings: dict[str, float] | None = None, *, quan
     if -1 in shape:
         raise ArchitectureError(f"the model input has unknown dimensions {tuple(model.inputs[0].shape)}; "
                                 f"give it a fixed input shape")
-    if quantize == "int8":
-        _representative_dataset(representative, shape)  # a bad array fails before tracing
+    dataset = _representative_dataset(representative, shape) if quantize == "int8" else None  # fails before tracing
     t0 = time.perf_counter()
     trainable = [v.numpy() for v in model.trainable_variables]
     non_trainable = [v.numpy() for v in model.non_trainable_variables]
@@ -323,7 +322,7 @@ def keras_to_tflite(model: Any, timings: dict[str, float] | None = None, *, quan
     for i, (name, make) in enumerate(paths):
         try:
             converter = make()
-            _configure(converter, quantize, representative, io_dtype, shape)
+            _configure(converter, quantize, dataset, io_dtype)
             data = converter.convert()
         except (AttributeError, TypeError, ImportError):
             # This converter entry point is missing or changed in this TensorFlow: try the next one.
