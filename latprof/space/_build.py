@@ -272,7 +272,8 @@ def keras_to_tflite(model: Any, timings: dict[str, float] | None = None, *, quan
     activations, per-channel conv weights; with ``io_dtype="float32"`` a QUANTIZE first and a DEQUANTIZE
     last keep float I/O, with ``io_dtype="int8"`` the input and output tensors are int8), ``"float16"``
     (float16 weights, DEQUANTIZEd to float32 at load) or ``"dynamic"`` (dynamic-range: int8 weights,
-    float activations). ``representative`` calibrates int8 activation ranges: an int N (N inputs drawn
+    float activations; the converter leaves weights of fewer than 1024 elements float32, so a tiny model
+    may come out all float32). ``representative`` calibrates int8 activation ranges: an int N (N inputs drawn
     uniform in [-1, 1], seeded, so the same model converts to the same bytes) or an array of shape
     (N, H, W, C) of real inputs. Calibration is the cost: MobileNetV2 at 224 (``mobilenet-v2``, 2 shared
     cores, two runs each, interleaved) converts in 9.0-10.1 s with N = 100 and 1.6 s with N = 10 (about
