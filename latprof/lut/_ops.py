@@ -26,7 +26,9 @@ from latprof.errors import LookupTableError
 from latprof.lut import _tables as T
 from latprof.lut._build import _METHOD_LAYER, _bar, _measure_all, method
 from latprof.lut._runners import Result, make_runner
-from latprof.space import LayerConfig, Operator, op_kind, read_tflite_ops, recover_layers, tflite_operators, write_tflite
+from latprof.space import (
+    LayerConfig, Operator, TFLiteOp, op_kind, read_tflite_ops, recover_layers, tflite_operators, write_tflite,
+)
 from latprof.store import Store
 
 __all__ = ["OpsSummary", "measure_ops", "model_units"]
@@ -64,21 +66,34 @@ class OpsSummary:
 def model_units(models: Sequence[Path], dtype: str | None = None) -> dict[str, Unit]:
     """``{key: unit}`` of every unique recovered layer (a LayerConfig) and lone operator of ``models``, in order.
 
-    Reads every model first: a missing or broken file raises ModelFileError, and with ``dtype`` a model that
-    computes in another data type LookupTableError, before anything is measured.
+    With ``dtype``, only the units that compute in it: an int8 model's float islands (operators the
+    converter left in float32) are not int8 costs. Reads every model first: a missing or broken file raises
+    ModelFileError, and with ``dtype`` a model with nothing in that type LookupTableError, before anything
+    is measured.
     """
     units: dict[str, Unit] = {}
     for model in map(Path, models):
-        found = inspect_model(model).dtype
-        if dtype is not None and found != dtype:
-            raise LookupTableError(f"{model} computes in {found}, not {dtype}: its operators belong in the {found} "
-                                   f"table (pass --dtype {found}), or export it as {dtype}")
+        found = 0
         for layer, ops in recover_layers(read_tflite_ops(model)):
+            if dtype is not None and _compute_dtype(ops[0]) != dtype:
+                continue
+            found += 1
             if layer is not None:
                 units.setdefault(layer.layer_key(), layer)
             else:
                 units.setdefault(tflite_operators(ops)[0].key(), _OpSlice(model, ops[0].index))
+        if not found:
+            actual = inspect_model(model).dtype
+            raise LookupTableError(f"{model} computes in {actual}, not {dtype}: its operators belong in the {actual} "
+                                   f"table (pass --dtype {actual}), or export it as {dtype}")
     return units
+
+
+def _compute_dtype(op: TFLiteOp) -> str:
+    """What an operator computes in: its first non-constant input's type (a QUANTIZE: its output's), with the
+    names of :data:`TABLE_DTYPES`."""
+    tensors = op.outputs if op.name == "QUANTIZE" else [t for t in op.inputs if t is not None and not t.constant]
+    return "float32" if not tensors else "int8" if tensors[0].dtype in ("int8", "uint8") else tensors[0].dtype
 
 
 def measure_ops(

@@ -129,8 +129,9 @@ class SearchSpace(ABC, Generic[A]):
         layers = self.layers(arch)
         return sum(layer.params() for layer in layers), sum(layer.macs() for layer in layers)
 
-    def tflite_bytes(self, arch: A, seed: int = 0) -> bytes:
-        """A float32 .tflite of the whole of ``arch`` (random weights), written without TensorFlow."""
+    def tflite_bytes(self, arch: A, seed: int = 0, dtype: str = "float32") -> bytes:
+        """A ``dtype`` (float32 or int8) .tflite of the whole of ``arch`` (random weights), written without
+        TensorFlow."""
         raise ArchitectureError(f"space {self.name!r} cannot write .tflite models of its architectures")
 
     def keras_model(self, arch: A):

@@ -209,11 +209,11 @@ class FBNetSpace(SearchSpace[FBNetArch]):
         searchable = [TokenSlot((i,), (len(OPS),), position(d.name)) for i, d in enumerate(self._decisions)]
         return [fixed("stem")] + searchable + [fixed("head"), fixed("classifier")]
 
-    def tflite_bytes(self, arch: FBNetArch, seed: int = 0) -> bytes:
+    def tflite_bytes(self, arch: FBNetArch, seed: int = 0, dtype: str = "float32") -> bytes:
         from latprof.space._flatbuffer import arch_tflite_bytes
 
         self.to_tokens(arch)
-        return arch_tflite_bytes(arch.architecture(), seed)
+        return arch_tflite_bytes(arch.architecture(), seed, dtype)
 
     def keras_model(self, arch: FBNetArch):
         from latprof.space._build import build_keras_model

@@ -206,10 +206,10 @@ class MnasNetSpace(SearchSpace[Architecture]):
                          skip=SKIP_CHOICES[t_skip])
         return block_layers(i + 1, spec, resolution, self.activation)
 
-    def tflite_bytes(self, arch: Architecture, seed: int = 0) -> bytes:
+    def tflite_bytes(self, arch: Architecture, seed: int = 0, dtype: str = "float32") -> bytes:
         from latprof.space._flatbuffer import arch_tflite_bytes
 
-        return arch_tflite_bytes(arch, seed)
+        return arch_tflite_bytes(arch, seed, dtype)
 
     def keras_model(self, arch: Architecture):
         from latprof.space._build import build_keras_model

@@ -286,13 +286,13 @@ class NASBench201Space(SearchSpace[NASBench201Arch]):
         unread = [s.out for s in steps if s.layer is not None and s.out not in read and s.out != out]
         return steps, out, unread
 
-    def tflite_bytes(self, arch: NASBench201Arch, seed: int = 0) -> bytes:
+    def tflite_bytes(self, arch: NASBench201Arch, seed: int = 0, dtype: str = "float32") -> bytes:
         import numpy as np
 
         from latprof.space._flatbuffer import _Graph
 
         steps, out, unread = self._checked_program(arch)
-        g = _Graph(seed)
+        g = _Graph(seed, dtype)
 
         def apply(s: Step, x: int, other: int | None) -> int:
             return g.cell_layer(x, s.layer, s.name, other) if other is not None else g.layer(x, s.layer, s.name)
