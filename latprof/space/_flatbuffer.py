@@ -47,7 +47,6 @@ deduplicated.
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
@@ -64,7 +63,7 @@ DTYPES = ("float32", "int8")
 # Operator versions the converter marks int8 operators with (float32 ones: all 1); CONV_2D is 6 if grouped.
 _INT8_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "ADD": 2, "MUL": 2, "MEAN": 2,
                   "AVERAGE_POOL_2D": 2, "LOGISTIC": 2, "SOFTMAX": 2, "RELU": 2, "TRANSPOSE": 2, "DEQUANTIZE": 2}
-_SPREAD = 4.0  # an int8 activation covers +-4 estimated standard deviations of its values
+_SPREAD = 6.0  # an int8 activation covers +-6 estimated standard deviations (the estimates run up to 1.5x low)
 _PROBABILITY = (1 / 256, -128)  # (scale, zero point) of LOGISTIC and SOFTMAX outputs, fixed by TFLite
 
 
@@ -143,7 +142,7 @@ class _Graph:
 
     def activation(self, shape: tuple[int, ...], name: str, qparams: tuple[float, int] | None = None,
                    rms: float = 1.0) -> int:
-        """A non-constant tensor; int8 (scale, zero point) default: +-4 RMS."""
+        """A non-constant tensor; int8 (scale, zero point) default: +-6 RMS."""
         return self._tensor(shape, name, qparams=qparams or _qparams(-_SPREAD * rms, _SPREAD * rms), rms=rms)
 
     def range(self, x: int) -> tuple[float, float]:
@@ -451,7 +450,7 @@ def write_tflite(model, path: str | os.PathLike, seed: int = 0, space=None, dtyp
     elif isinstance(model, Architecture):
         data = arch_tflite_bytes(model, seed, dtype)
     elif space is not None:
-        data = _space_tflite_bytes(space, model, seed, dtype)
+        data = space.tflite_bytes(model, seed, dtype)
     else:
         raise ArchitectureError(f"expected an Architecture or LayerConfig, got {type(model).__name__}")
     path = Path(path)
@@ -461,11 +460,3 @@ def write_tflite(model, path: str | os.PathLike, seed: int = 0, space=None, dtyp
     tmp.replace(path)
     return path
 
-
-def _space_tflite_bytes(space, arch, seed: int, dtype: str) -> bytes:
-    if dtype == "float32":
-        return space.tflite_bytes(arch, seed)
-    if "dtype" not in inspect.signature(space.tflite_bytes).parameters:
-        raise ArchitectureError(f"space {space.name!r} writes only float32 .tflite models of its architectures; "
-                                f"use dtype='float32'")
-    return space.tflite_bytes(arch, seed, dtype=dtype)
