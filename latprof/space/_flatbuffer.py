@@ -154,7 +154,7 @@ class _Graph:
         """He-scaled random weights of ``shape`` (output channels along ``axis``) and their bias, applied to ``x``.
 
         int8: symmetric per-channel weights (zero point 0, [-127, 127]) and int32 biases of scale
-        input scale * weight scale, what XNNPACK's int8 kernels require.
+        input scale * weight scale, as the converter writes them (the int8 kernels assume both).
         """
         weights = self.rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / max(fan_in, 1)))
         bias = self.rng.standard_normal(shape[axis], dtype=np.float32) * np.float32(0.01)
