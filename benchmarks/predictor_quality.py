@@ -334,14 +334,15 @@ def _ratio_table(names: Sequence[str], measured: list[dict[str, float]], predict
     return summary
 
 
-def _baseline_ratios(store: Store, paths: Sequence[Path], reference: Path) -> dict[str, np.ndarray]:
-    """FLOPs and op-count fits on the host's calibration set, as ratios to the reference."""
-    from latprof.lut import load_calibration
+def _baseline_ratios(store: Store, paths: Sequence[Path], reference: Path,
+                     dtype: str = "float32") -> dict[str, np.ndarray]:
+    """FLOPs and op-count fits on the host's calibration set (of ``dtype``), as ratios to the reference."""
+    from latprof.lut import load_calibration, table_space
     from latprof.space import get_space, layer_operators, read_tflite_ops, tflite_operators
 
     counts = baselines.family_counts
 
-    rows = load_calibration(store.connection, "local", "mnasnet")
+    rows = load_calibration(store.connection, "local", table_space("mnasnet", dtype))
     archs = [get_space("mnasnet", **r.params).parse(r.arch) for r in rows]
     y = np.array([r.median_ms for r in rows])
     ops = [[o for layer in get_space("mnasnet").layers(a) for o in layer_operators(layer)] for a in archs]

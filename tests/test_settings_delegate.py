@@ -119,7 +119,7 @@ def test_table_identity_reads_old_tables_as_the_old_defaults():
     with Store() as store:
         conn = store.connection
         T.add_entry(conn, _entry({"threads": 1, "delegate": "xnnpack (LiteRT default)"}))  # as stored before
-        assert T.table_identity(conn, "phone", "mnasnet") == {"threads": 1, "delegate": "xnnpack"}
+        assert T.table_identity(conn, "phone", "mnasnet") == {"threads": 1, "delegate": "xnnpack", "dtype": "float32"}
         assert T.load_table(conn, "phone", "mnasnet", {"threads": 1, "delegate": "xnnpack"}) == {"conv_k3": 1.0}
         for other in ({"delegate": "gpu"}, {"threads": 4}):
             with pytest.raises(LookupTableError, match="it is not used for other settings"):
@@ -137,7 +137,7 @@ def test_table_identity_reads_old_tables_as_the_old_defaults():
 def test_table_without_delegate_or_threads_reads_as_one_thread_xnnpack():
     with Store() as store:
         T.add_entry(store.connection, _entry({"method": "micro-model"}))
-        assert T.table_identity(store.connection, "phone", "mnasnet") == {"threads": 1, "delegate": "xnnpack"}
+        assert T.table_identity(store.connection, "phone", "mnasnet") == {"threads": 1, "delegate": "xnnpack", "dtype": "float32"}
 
 
 # ----------------------------------------------------------------- results
