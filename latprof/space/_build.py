@@ -25,9 +25,12 @@ convolutions' fused activation by the converter's own passes, as for any model
 deployed on a phone.
 
 Quantized models (``quantize=`` "int8", "float16", "dynamic") go through the same
-graph-def converter, with TensorFlow's post-training quantization options; an
-int8 model is integer-only (``TFLITE_BUILTINS_INT8``), so a layer the int8
-kernels cannot run fails the conversion instead of silently staying float.
+graph-def converter, with TensorFlow's post-training quantization options. An int8
+model asks for integer-only kernels (``TFLITE_BUILTINS_INT8``), yet the graph-def
+converter still leaves a few operators in float32 between DEQUANTIZE/QUANTIZE pairs
+(seen in latprof's operator probes: a dilated convolution's SPACE_TO_BATCH_ND, the
+NEG of a layer normalisation, an up-sampling's TILE); latprof's int8 tables take only
+the operators such a model runs in int8.
 
 :func:`export_many` runs exports in warm worker processes (TF imported once per
 worker), lazily and in order, so a caller can measure model *i* while models
