@@ -127,3 +127,17 @@ def test_devices_lists_the_loopback_phone(monkeypatch):
     assert rows[0]["serial"] == "local"
     (row,) = [r for r in rows if r["serial"] == address]
     assert (row["model"], row["sdk"], row["abi"], row["config"]) == ("Pixel 3", "31", "arm64-v8a", "loopback-pixel3")
+
+
+def test_an_int8_model_runs_on_the_phone_and_is_stored_as_int8(tmp_path):
+    from latprof.space import LayerConfig, write_tflite
+
+    layer = LayerConfig("ir", 3, 1, 3, 0.25, "id", 16, 16, 16, "relu")
+    model = write_tflite(layer, tmp_path / "int8 layer.tflite", dtype="int8")
+    with serve("pixel2", accept_new_keys=True) as phone:
+        result = _measure(phone.address, model, "--json", "--op-profile")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["settings"]["dtype"] == "int8" and record["stats"]["median_ms"] > 0
+    (stored,) = _stored()
+    assert stored.settings["dtype"] == "int8"
