@@ -146,3 +146,12 @@ def test_observations_carry_their_dtype_and_a_fit_reads_one(tmp_path):
         assert load_predictor("phone", "mnasnet", store=store, dtype="int8").dtype == "int8"
         with pytest.raises(LookupTableError, match="no lookup table for device phone"):
             load_predictor("phone", "mnasnet", store=store)  # the int8 fit is not a float32 predictor
+
+
+def test_int8_operator_probes_are_converted_and_keep_only_their_int8_operators(tmp_path):
+    from latprof.lut import op_probe_models
+
+    (path,) = op_probe_models(tmp_path, stages=((14, 32),), dtype="int8")
+    int8_units, all_units = model_units([path], "int8"), model_units([path])
+    assert {"op:QUANTIZE", "op:DEQUANTIZE"} <= {key.split("_")[0] for key in int8_units}
+    assert set(int8_units) < set(all_units)  # the float islands are left out of the int8 table
