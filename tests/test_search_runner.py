@@ -123,6 +123,18 @@ def test_resume_can_extend_a_search_but_not_change_it(tmp_path):
     assert key(longer.trials) == key(search(tmp_path, samples=48, out="fresh").trials)
 
 
+def test_a_search_stored_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    search(tmp_path, samples=16)
+    with Store(tmp_path / "db.sqlite") as store:  # as stored before searches had a data type
+        (config,) = store.connection.execute("SELECT config FROM searches").fetchone()
+        old = {k: v for k, v in json.loads(config).items() if k != "dtype"}
+        store.connection.execute("UPDATE searches SET config = ?", (json.dumps(old),))
+        store.connection.commit()
+    assert search(tmp_path, samples=24, resume=True).resumed_trials == 16
+    with pytest.raises(SearchError, match="dtype='float32', not 'int8'"):
+        search(tmp_path, samples=32, resume=True, dtype="int8")
+
+
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path):
     result = search(tmp_path, samples=64, controller="random", estimator=LogMacsAccuracy(fail_on_cn=True))
     failed = [t for t in result.trials if not t.ok]

@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 from latprof.cli.farm import farm_option, open_target
-from latprof.lut import TABLE_DTYPES
 from latprof.cli.options import (
     db_option, delegate_option, depth_multiplier_option, device_option, dtype_option, echo_json, json_option, open_store,
     resolution_option, space_option, space_params,
 )
+from latprof.lut import TABLE_DTYPES
 
 
 @click.command("build-lut")
@@ -213,7 +213,7 @@ def predict(ctx, models, from_file, device_name, space_name, dtype, at_current_s
             except ArchitectureError as exc:
                 raise ArchitectureError(f"{exc} (or pass a .tflite file)") from None
             results.append((getattr(arch, "name", None) or space.format(arch), predictor, predictor.predict(arch)))
-    nows = {id(pr): _current_speed(device_name, pr.document, pr.speed) for _, pr, _ in results} \
+    nows = {id(pr): _current_speed(device_name, pr.document, pr.speed) for pr in predictors.loaded.values()} \
         if at_current_speed else {}
     if as_json:
         out = [{"model": name, **p.to_dict(), **_speed_json(p, pr.speed, nows.get(id(pr))), "dtype": pr.dtype,

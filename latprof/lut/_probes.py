@@ -53,11 +53,10 @@ def op_probe_models(folder: Path | None = None, *, stages: Sequence[tuple[int, i
 
 
 def _convert(side: int, channels: int, dtype: str) -> bytes:
-    from latprof.space import keras_to_tflite
+    from latprof.space import keras_to_tflite, quantize_for
 
-    quantize = None if dtype == "float32" else dtype
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the SavedModel signature
-        return keras_to_tflite(_probe_graph(side, channels), quantize=quantize)
+        return keras_to_tflite(_probe_graph(side, channels), quantize=quantize_for(dtype))
 
 
 def _probe_graph(side: int, c: int):

@@ -19,6 +19,7 @@ from typing import Any
 from latprof.benchmarking.record import LatencyStats
 from latprof.devices import DEFAULT_DELEGATE, delegate_name
 from latprof.errors import LookupTableError
+from latprof.space import WRITER_DTYPES
 
 __all__ = [
     "LutEntry", "CalibrationRow", "now", "stored_keys", "add_entry", "load_entries", "load_table",
@@ -27,8 +28,7 @@ __all__ = [
     "table_identity", "TABLE_DTYPES", "table_space",
 ]
 
-# Data types a table can be measured in: the flatbuffer writer emits float32 and full-integer int8 micro-models.
-TABLE_DTYPES = ("float32", "int8")
+TABLE_DTYPES = WRITER_DTYPES  # what a table can be measured in: the data types the flatbuffer writer emits
 
 
 def table_space(space: str, dtype: str = "float32") -> str:

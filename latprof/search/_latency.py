@@ -10,18 +10,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from latprof.space import Architecture, SearchSpace, export_tflite, get_space
+from latprof.space import Architecture, SearchSpace, export_tflite, get_space, quantize_for
 
 if TYPE_CHECKING:
     from latprof.devices import BenchmarkRequest, Device
     from latprof.store import Store
 
-__all__ = ["LatencyModel", "MeasuredLatency", "quantize_for"]
-
-
-def quantize_for(dtype: str) -> str | None:
-    """The converter's ``quantize`` option that exports a model computing in ``dtype`` (None: float32)."""
-    return None if dtype == "float32" else dtype
+__all__ = ["LatencyModel", "MeasuredLatency"]
 
 
 @runtime_checkable

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from latprof.search._latency import LatencyModel, quantize_for
+from latprof.search._latency import LatencyModel
 from latprof.search._runner import SearchResult
 from latprof.search._trials import Trial, write_csv
-from latprof.space import SearchSpace, export_tflite, get_space
+from latprof.space import SearchSpace, export_tflite, get_space, quantize_for
 
 __all__ = ["VERIFY_FIELDS", "verify", "write_outputs", "write_verify"]
 

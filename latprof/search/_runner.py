@@ -419,7 +419,7 @@ def run_search(
     out = Path(out_dir).resolve() if out_dir is not None else None
     with _exclusive(out):
         fixed = [k for k in config.to_dict() if k not in _RESUMABLE]
-        trial_store, _ = open_search(store, out, config.to_dict(), resume, fixed)
+        trial_store, _ = open_search(store, out, config.to_dict(), resume, fixed, SearchConfig.defaults())
         stored = {t.idx: t for t in trial_store.trials() if t.idx < config.samples}
         controller = config.make_controller(space)
         timings = {k: 0.0 for k in ("controller", "replay", "latency", "accuracy", "accuracy_submit", "accuracy_wait",

@@ -119,10 +119,11 @@ class TrialStore:
 
 
 def open_search(store: Store, out_dir: Path | None, config: dict[str, Any], resume: bool,
-                fixed: Iterable[str]) -> tuple[TrialStore, bool]:
+                fixed: Iterable[str], defaults: dict[str, Any] | None = None) -> tuple[TrialStore, bool]:
     """The search for ``out_dir``: a new one, or (``resume``) the one its marker names. Returns (trials, resumed).
 
-    Resuming requires the settings in ``fixed`` to equal the stored ones.
+    Resuming requires the settings in ``fixed`` to equal the stored ones; a setting a search stored before it
+    existed reads as its value in ``defaults``.
     """
     marker = out_dir / MARKER if out_dir is not None else None
     if marker is not None and marker.exists():
@@ -135,9 +136,10 @@ def open_search(store: Store, out_dir: Path | None, config: dict[str, Any], resu
             n = len(trials.trials())
             raise SearchError(f"{out_dir} already holds search #{search_id} ({n} trials); pass --resume to continue "
                               "it, or choose another --out")
+        stored = {**(defaults or {}), **trials.config}
         for key in fixed:
-            if trials.config.get(key) != config.get(key):
-                raise SearchError(f"{out_dir} holds a search with {key}={trials.config.get(key)!r}, not "
+            if stored.get(key) != config.get(key):
+                raise SearchError(f"{out_dir} holds a search with {key}={stored.get(key)!r}, not "
                                   f"{config.get(key)!r}; resume with the same settings, or choose another --out")
         return trials, True
     trials = TrialStore.create(store, config, out_dir)

@@ -22,12 +22,13 @@
 * :func:`model_spec` (:class:`ModelSpec`), :func:`tflite_for`: a model description (a path, an architecture,
   a Keras MobileNet family) and its cached .tflite.
 * :func:`build_keras_model`, :func:`export_tflite`, :func:`export_many`, :func:`keras_to_tflite`
-  (import TensorFlow on first use; float32, or quantized: :data:`QUANTIZATIONS`, :data:`IO_DTYPES`)
+  (import TensorFlow on first use; float32, or quantized: :data:`QUANTIZATIONS`, :data:`IO_DTYPES`;
+  :func:`quantize_for` a table data type)
   and :func:`read_tflite_ops` (reads any .tflite flatbuffer directly, no TensorFlow).
 """
 
 from latprof.space._arch import Architecture, BlockSpec, arch_from_json, arch_to_json, format_arch
-from latprof.space._build import IO_DTYPES, QUANTIZATIONS
+from latprof.space._build import IO_DTYPES, QUANTIZATIONS, quantize_for
 from latprof.space._base import Decision, SearchSpace, TokenSlot, get_space, register_space, space_names
 from latprof.space._layers import LayerConfig, arch_layers, count_params_macs
 from latprof.space._fbnet import FBNetArch, FBNetSpace
@@ -35,7 +36,7 @@ from latprof.space._mnasnet import MnasNetSpace
 from latprof.space._nasbench201 import NASBench201Arch, NASBench201Space, Step, run_program
 from latprof.space._references import REFERENCES, parse_arch
 from latprof.space._tflite import TFLiteOp, TFLiteTensor, read_tflite_ops, tflite_params_macs
-from latprof.space._flatbuffer import write_tflite
+from latprof.space._flatbuffer import DTYPES as WRITER_DTYPES, write_tflite
 from latprof.space._ops import FAMILIES, OP_KINDS, Operator, layer_operators, op_family, op_kind, tflite_operators
 from latprof.space._recover import recover_layers
 from latprof.space._zoo import ModelSpec, model_spec, tflite_for
@@ -118,11 +119,13 @@ __all__ = [
     "keras_to_tflite",
     "QUANTIZATIONS",
     "IO_DTYPES",
+    "quantize_for",
     "quiet_native_stderr",
     "TFLiteOp",
     "TFLiteTensor",
     "read_tflite_ops",
     "write_tflite",
+    "WRITER_DTYPES",
     "tflite_params_macs",
     "TokenSlot",
     "Operator",

@@ -205,6 +205,11 @@ def quiet_native_stderr() -> Iterator[None]:
 
 QUANTIZATIONS = ("int8", "float16", "dynamic")  # keras_to_tflite's ``quantize`` values besides None (float32)
 IO_DTYPES = ("float32", "int8")  # ``io_dtype``: the input/output tensors' type (int8 only with quantize="int8")
+
+
+def quantize_for(dtype: str) -> str | None:
+    """The ``quantize`` value that exports a model computing in ``dtype`` (a table's data type): None for float32."""
+    return None if dtype == "float32" else dtype
 _REPRESENTATIVE_SEED = 0
 
 
