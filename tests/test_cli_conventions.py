@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from latprof.cli import main
 from latprof.space import get_space
+from latprof.store import Store
 
 LOG = Path(__file__).parent / "fixtures" / "benchmark_model" / "02_yolov5s_mi11_fp32_cpu_4threads.txt"
 
@@ -88,6 +89,7 @@ def test_json_output_is_one_document_and_nothing_else(tmp_path):
 
 
 def test_library_errors_exit_1_with_one_error_line(tmp_path):
+    Store(tmp_path / "empty.db").close()
     result = run("predict", "mnasnet-a1", "--db", str(tmp_path / "empty.db"))
     assert result.exit_code == 1
     assert len([line for line in result.output.splitlines() if line.startswith("Error:")]) == 1
@@ -96,3 +98,13 @@ def test_library_errors_exit_1_with_one_error_line(tmp_path):
 def test_calibrate_refuses_space_options_without_a_space(tmp_path):
     result = run("calibrate", "--device", "x", "--from", "published", "--samples", "5", "--db", str(tmp_path / "x.db"))
     assert result.exit_code == 2 and "pass --space S" in result.output
+
+
+@pytest.mark.parametrize("args", [["results", "--db", "{db}"], ["--db", "{db}", "results"],
+                                  ["predict", "mnasnet-a1", "--db", "{db}"]])
+def test_a_read_only_command_refuses_a_db_that_does_not_exist(tmp_path, args):
+    db = tmp_path / "typo.db"
+    result = CliRunner().invoke(main, [a.format(db=db) for a in args])
+    assert result.exit_code == 2, result.output
+    assert f"no results database at {db}" in result.output
+    assert not db.exists()  # nothing left behind

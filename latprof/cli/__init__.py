@@ -29,7 +29,7 @@ class _LatprofGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, db: str | None) -> None:
     """latprof: measure, store, predict and search on-device latency of neural networks."""
-    ctx.obj = {"db": db}
+    ctx.obj = {"db": db, "db_given": ctx.get_parameter_source("db") == click.core.ParameterSource.COMMANDLINE}
 
 
 def _register() -> None:

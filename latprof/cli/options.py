@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -72,11 +73,18 @@ def space_params(resolution: int | None = None, depth_multiplier: float | None =
 def open_store(ctx: click.Context, db: str | None = None, writable: bool = True):
     """The results store named by the subcommand's ``--db``, else the group's (``--db`` or ``$LATPROF_DB``).
 
-    Checked writable at once (before any job runs) unless the command only reads (``writable=False``).
+    Checked writable at once (before any job runs) unless the command only reads (``writable=False``); a
+    command that only reads refuses a ``--db`` given on the command line that does not exist (a typo would
+    otherwise read, and leave behind, an empty database).
     """
     from latprof.store import Store
 
-    return Store(db or (ctx.obj or {}).get("db"), writable=writable)
+    obj = ctx.obj or {}
+    path = db or obj.get("db")
+    if not writable and (db or obj.get("db_given")) and not Path(path).exists():
+        raise click.BadParameter(f"no results database at {path}; check the path (commands that measure or "
+                                 "build create it)", param_hint="--db")
+    return Store(path, writable=writable)
 
 
 def to_jsonable(value: Any) -> Any:
