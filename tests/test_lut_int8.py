@@ -155,3 +155,27 @@ def test_int8_operator_probes_are_converted_and_keep_only_their_int8_operators(t
     int8_units, all_units = model_units([path], "int8"), model_units([path])
     assert {"op:QUANTIZE", "op:DEQUANTIZE"} <= {key.split("_")[0] for key in int8_units}
     assert set(int8_units) < set(all_units)  # the float islands are left out of the int8 table
+
+
+def test_whole_model_rows_named_int8_are_priced_from_int8_exports(tmp_path):
+    rows = ["model,depth_multiplier,resolution,latency_ms,device"] + [f"{name} (int8),{m},64,{ms},phone" for name, m, ms in (
+        ("mnasnet-a1", 0.35, 1.0), ("mnasnet-a1", 0.5, 1.4), ("mnasnet-a1", 0.75, 2.1), ("mobilenet-v2", 0.35, 0.9),
+        ("mobilenet-v2", 0.5, 1.2))] + ["mnasnet-a1 (float),1.0,64,9.0,phone"]
+    source = tmp_path / "models.csv"
+    source.write_text("\n".join(rows) + "\n")
+    observations = read_observations(source, "phone", dtype="int8")
+    assert [o.dtype for o in observations] == ["int8"] * 5 and observations[0].model.text == "mnasnet-a1@0.35,64"
+    db = tmp_path / "whole.db"
+    group = click.Group(commands={"calibrate": calibrate, **{c.name: c for c in COMMANDS}})
+    result = CliRunner().invoke(group, ["calibrate", "--device", "phone", "--from", str(source), "--dtype", "int8"],
+                                obj={"db": str(db)}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "from 5 measured int8 models" in result.output and "left out 1 measured in float32" in result.output
+    from latprof.space import tflite_for
+
+    assert inspect_model(tflite_for(observations[0].model)).dtype == "int8"  # the int8 graph, QUANTIZE and all
+    int8_file = write_tflite(SPACE.sample(1), tmp_path / "q.tflite", space=SPACE, dtype="int8")
+    result = CliRunner().invoke(group, ["predict", str(int8_file), "--device", "phone", "--json"],
+                                obj={"db": str(db)}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["dtype"] == "int8"

@@ -13,7 +13,7 @@ import numpy as np
 from latprof.benchmarking.parser import BenchmarkOutput, RunStats
 from latprof.errors import ModelFileError
 
-__all__ = ["LatencyStats", "Measurement", "ModelInfo", "inspect_model", "model_dtype", "run_op_profile",
+__all__ = ["LatencyStats", "Measurement", "ModelInfo", "inspect_model", "model_dtype", "MODEL_DTYPES", "run_op_profile",
            "TFLITE_IDENTIFIER"]
 
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier at bytes 4..8 of every .tflite
@@ -85,6 +85,7 @@ class ModelInfo:
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8",
                10: "float64"}  # TensorType of the TFLite schema
 _QUANTIZED = {"int8", "uint8", "int16"}
+MODEL_DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int8-weights")  # what model_dtype says
 
 
 def model_dtype(data: bytes) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from latprof.benchmarking.record import MODEL_DTYPES
 from latprof.cli.options import (
     db_option, device_option, echo_json, json_option, open_store, resolution_option, space_option, space_params,
 )
@@ -32,9 +33,9 @@ def _pct(x: float) -> str:
 @click.option("--reference", help="Same as --prior table:REFERENCE.")
 @click.option("--runtime", help="Predict for the rows measured with this runtime_version (rows of other versions "
               "are put on its scale by one fitted factor each); default: the version most rows have.")
-@click.option("--dtype", default="float32", show_default=True,
-              help="Fit on the rows of models in this data type (their dtype column; int8, float16, ...); a "
-                   "predictor per data type.")
+@click.option("--dtype", type=click.Choice(MODEL_DTYPES), default="float32", show_default=True,
+              help="Fit on the rows of models in this data type (a dtype column, a name like 'MobileNetV2 (int8)', "
+                   "else a .tflite's own; otherwise float32); a predictor per data type.")
 @json_option
 @db_option
 @click.pass_context

@@ -16,10 +16,12 @@ fit reads the rows of one data type only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from latprof.benchmarking.record import MODEL_DTYPES, inspect_model
 from latprof.data import PUBLISHED
 from latprof.errors import LatprofError, ParseError
 from latprof.space import ModelSpec, SearchSpace, get_space, model_spec
@@ -69,17 +71,19 @@ def read_observations(source: str | Path, device: str, space: SearchSpace | None
     return kept
 
 
-_DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "quant": "int8", "quantized": "int8"}
+_DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "quant": "int8", "quantized": "int8",
+                  "8-bit": "int8", "8bit": "int8"}
 
 
 def _row_dtype(raw: dict[str, str], model: str = "") -> str:
-    """A row's data type: its ``dtype`` (or ``setting_dtype``) column, else a .tflite file's own, else float32."""
+    """A row's data type: its ``dtype`` (or ``setting_dtype``) column, else a data type the model's name gives in
+    parentheses (``MobileNetV3-Large (uint8)``, ``(float)``), else a .tflite file's own, else float32."""
     given = (raw.get("dtype") or raw.get("setting_dtype") or "").strip().lower()
-    if given:
-        return _DTYPE_ALIASES.get(given, given)
+    named = [t.strip().lower() for t in re.findall(r"\(([^)]*)\)", model)]
+    named = [_DTYPE_ALIASES.get(t, t) for t in named if t in _DTYPE_ALIASES or t in MODEL_DTYPES]
+    if given or named:
+        return _DTYPE_ALIASES.get(given, given) if given else named[0]
     if model.endswith(".tflite") and Path(model).is_file():
-        from latprof.benchmarking.record import inspect_model
-
         return inspect_model(Path(model)).dtype or "float32"
     return "float32"
 
@@ -107,9 +111,10 @@ def _model_rows(source: str | Path, device: str, notify: Callable[[str], None]) 
             model = raw["model"]
             if model.endswith(".tflite") and not Path(model).is_absolute() and (path.parent / model).exists():
                 model = str(path.parent / model)
-            spec = model_spec(model, multiplier, resolution)
+            dtype = _row_dtype(raw, model)
+            spec = model_spec(model, multiplier, resolution, dtype)
             rows.append(Observation(spec, latency, raw.get("runtime_version") or "", raw.get("source") or path.name,
-                                    spec.family, dtype=_row_dtype(raw, model)))
+                                    spec.family, dtype=dtype))
         except (LatprofError, ValueError) as exc:
             skipped.append(f"line {number} ({raw.get('model')}): {exc}")
     for reason in skipped:

@@ -35,6 +35,12 @@ class ModelSpec:
     multiplier: float = 1.0
     resolution: int = 224
     minimalistic: bool = False
+    dtype: str = "float32"  # what it computed in; a built one (keras, arch) is exported so: int8 / uint8 full-integer
+
+
+# The converter option that builds a model of each data type a row may name (uint8: TFLite's older 8-bit
+# kernels run the same graph; the converter writes int8 ones).
+_QUANTIZE = {"float32": None, "int8": "int8", "uint8": "int8", "float16": "float16", "int8-weights": "dynamic"}
 
 
 def cache_dir() -> Path:
@@ -59,21 +65,23 @@ def _scaling(model: str, multiplier: float | None, resolution: int | None, min_r
     return m, r
 
 
-def model_spec(model: str, multiplier: float | None = None, resolution: int | None = None) -> ModelSpec:
-    """Resolve the ``model`` column of a calibration row (with its multiplier and resolution, if given)."""
+def model_spec(model: str, multiplier: float | None = None, resolution: int | None = None,
+               dtype: str = "float32") -> ModelSpec:
+    """Resolve the ``model`` column of a calibration row (with its multiplier and resolution, if given) measured
+    in ``dtype``."""
     model = model.strip()
     if model.endswith(".tflite"):
-        return ModelSpec("tflite", Path(model).name, Path(model).stem, model)
+        return ModelSpec("tflite", Path(model).name, Path(model).stem, model, dtype=dtype)
     keras = _keras_family(model)
     if keras is not None:
         family, minimal = keras
         m, r = _scaling(model, multiplier, resolution, min_resolution=32)  # Keras' MobileNets need 32 pixels
-        name = f"{family}{'-minimalistic' if minimal else ''} {m:g}@{r}"
-        return ModelSpec("keras", name, family.split("-")[0], family, m, r, minimal)
+        name = f"{family}{'-minimalistic' if minimal else ''} {m:g}@{r}" + ("" if dtype == "float32" else f" {dtype}")
+        return ModelSpec("keras", name, family.split("-")[0], family, m, r, minimal, dtype)
     from latprof.space._arch import format_arch
     from latprof.space._references import parse_arch
 
-    text = model
+    text = model = re.sub(r"\s*\(.*?\)", "", model).strip()  # "mnasnet-a1 (int8)": the data type is the row's
     if multiplier is not None or resolution is not None:
         if "@" in model or ":" in model:
             raise ArchitectureError(f"row '{model}' sets a multiplier/resolution twice; use NAME@M,R or the columns")
@@ -82,7 +90,7 @@ def model_spec(model: str, multiplier: float | None = None, resolution: int | No
     arch = parse_arch(text)
     family = model.split("@")[0] if ":" not in model else "arch-string"
     return ModelSpec("arch", text if ":" not in text else format_arch(arch)[:40] + "…", family, text,
-                     resolution=arch.resolution)
+                     resolution=arch.resolution, dtype=dtype)
 
 
 def _build_keras(spec: ModelSpec):
@@ -104,21 +112,26 @@ def tflite_for(spec: ModelSpec) -> Path:
         if not path.is_file():
             raise ModelFileError(f"model file not found: {path}; fix the path in the measurements file")
         return path
-    key = f"{spec.kind}|{spec.text}|{spec.multiplier}|{spec.resolution}|{spec.minimalistic}"
+    key = f"{spec.kind}|{spec.text}|{spec.multiplier}|{spec.resolution}|{spec.minimalistic}" + \
+        ("" if spec.dtype == "float32" else f"|{spec.dtype}")
     slug = re.sub(r"[^A-Za-z0-9.@,-]+", "_", spec.name)[:60]
     path = cache_dir() / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.tflite"
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
+    quantize = _QUANTIZE.get(spec.dtype, "missing")
+    if quantize == "missing":
+        raise ArchitectureError(f"row '{spec.name}': latprof cannot export a {spec.dtype} model to price it; give "
+                                f"the row's .tflite file instead, or one of: {', '.join(_QUANTIZE)}")
     if spec.kind == "keras":
         from latprof.space._build import keras_to_tflite
 
-        tmp.write_bytes(keras_to_tflite(_build_keras(spec)))
+        tmp.write_bytes(keras_to_tflite(_build_keras(spec), quantize=quantize))
     else:
         from latprof.space._build import export_tflite
         from latprof.space._references import parse_arch
 
-        export_tflite(parse_arch(spec.text), tmp)
+        export_tflite(parse_arch(spec.text), tmp, quantize=quantize)
     tmp.replace(path)  # never leave a half-written model in the cache
     return path
