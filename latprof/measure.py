@@ -172,13 +172,17 @@ def _speed_warnings(probe_ms: Sequence[float]) -> list[str]:
 
 
 def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | None = None,
-               store: Store | None = None) -> Measurement:
+               store: Store | None = None, dtype: str | None = None) -> Measurement:
     """Turn a saved ``benchmark_model`` output (or an excerpt) into a measurement record (and store it).
 
     The record keeps the whole parsed log in ``benchmark_output``; ``stats`` are the
     steady-state runs (from the op profiler's timing line when the excerpt has no
     benchmark count line, or only the average in old logs, each said in ``warnings``).
+    ``dtype``: what the model computed in, when the log's ``model`` file is not at hand (a log does not say);
+    with ``model`` it must agree with the file's.
     """
+    if model is not None and dtype is not None and model.dtype != dtype:
+        raise ParseError(f"{model.name} computes in {model.dtype}, not {dtype}; drop --dtype or pass the right model")
     log_path = Path(log_path)
     try:
         text = log_path.read_text(errors="replace")
@@ -191,7 +195,7 @@ def import_log(log_path: Path, *, device: str = "unknown", model: ModelInfo | No
         model_sha256=model.sha256 if model else None, model_bytes=model.size_bytes if model else None,
         device=device, fingerprint={"imported_from": str(log_path.resolve())},
         runtime="tflite benchmark_model", runtime_version="unknown (imported log)",
-        settings=_imported_settings(parsed, stats, model),
+        settings=_imported_settings(parsed, stats, model.dtype if model else dtype),
         command=f"imported from {log_path.name}", source="import-log",
         stats=stats, warnings=warnings,
         init_us=parsed.init_us, first_inference_us=parsed.first_inference_us,
@@ -225,7 +229,7 @@ def _imported_stats(parsed: BenchmarkOutput, log_path: Path) -> tuple[LatencySta
     raise ParseError(f"{log_path} has no timed benchmark runs (no count=… line); pass a complete log")
 
 
-def _imported_settings(parsed: BenchmarkOutput, stats: LatencyStats, model: ModelInfo | None) -> dict:
+def _imported_settings(parsed: BenchmarkOutput, stats: LatencyStats, dtype: str | None) -> dict:
     """The latency-changing settings a log states (None where it does not say)."""
     params = parsed.params
     threads = params.get("Num threads", "")
@@ -235,7 +239,7 @@ def _imported_settings(parsed: BenchmarkOutput, stats: LatencyStats, model: Mode
         "warmup_runs": int(warmup) if warmup.isdigit() else None,
         "num_runs": stats.count or None,
         "delegate": parsed.delegate_in_use() if parsed.delegates else None,
-        "dtype": model.dtype if model else None,
+        "dtype": dtype,
         "op_profile": params.get("Enable op profiling") in ("1", "true"),
         "parameters": dict(params),
     }

@@ -110,3 +110,14 @@ def test_log_with_no_timing_is_a_one_line_error(tmp_path):
     result = _import(str(log))
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "no timing at all" in result.output
     assert result.output.strip().count("\n") == 0
+
+
+def test_a_quantized_models_log_keeps_the_data_type_it_is_given(tmp_path, tiny_tflite):
+    log = FIXTURES / "06_tf_readme_mobilenet_quant_op_profiling_legacy_format.txt"  # mobilenet_quant_v1_224
+    record = json.loads(_import(str(log), "--dtype", "uint8", "--json").stdout)
+    assert record["settings"]["dtype"] == "uint8"
+    assert json.loads(_import(str(log), "--json").stdout)["settings"]["dtype"] is None  # a log alone does not say
+    with Store() as store:
+        assert [m.settings["dtype"] for m in store.measurements()] == ["uint8", None]
+    refused = _import(str(log), "--model", str(tiny_tflite), "--dtype", "int8")
+    assert refused.exit_code != 0 and "computes in float32, not int8" in refused.output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from latprof.benchmarking.record import Measurement, inspect_model
+from latprof.benchmarking.record import MODEL_DTYPES, Measurement, inspect_model
 from latprof.cli.farm import farm_option, measure_on_farm
 from latprof.cli.options import (
     db_option, delegate_option, device_option, echo_json, json_option, open_store, space_option, timeout_option,
@@ -142,16 +142,18 @@ def devices(as_json):
 @click.argument("log", type=click.Path(path_type=Path))
 @click.option("--device", "device_name", default="unknown", show_default=True, help="Device the log came from.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), help="The .tflite the log measured, to record its hash.")
+@click.option("--dtype", type=click.Choice(MODEL_DTYPES),
+              help="What the model computed in, when --model is not at hand (a log does not say); kept with the row.")
 @json_option
 @db_option
 @click.pass_context
-def import_log_command(ctx, log, device_name, model_path, as_json, db):
+def import_log_command(ctx, log, device_name, model_path, dtype, as_json, db):
     """Parse a saved benchmark_model output LOG and store it."""
     from latprof.measure import import_log
 
     model = inspect_model(model_path) if model_path else None
     with open_store(ctx, db) as store:
-        result = import_log(log, device=device_name, model=model, store=store)
+        result = import_log(log, device=device_name, model=model, store=store, dtype=dtype)
     _show(result, as_json)
 
 
