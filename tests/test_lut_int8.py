@@ -179,3 +179,26 @@ def test_whole_model_rows_named_int8_are_priced_from_int8_exports(tmp_path):
                                 obj={"db": str(db)}, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["dtype"] == "int8"
+
+
+class _FirstLayers(MnasNetSpace):
+    """The tiny space, cut to its first 12 layer configurations."""
+
+    def unique_layer_configs(self):
+        return super().unique_layer_configs()[:12]
+
+
+def test_an_int8_table_on_a_phone_goes_through_benchmark_model(tmp_path):
+    from latprof.lut import build_lut
+    from latprof.loopback import serve
+
+    space = _FirstLayers(0.35, 32)
+    with serve("pixel2", accept_new_keys=True) as phone, open_device(phone.address) as device, \
+            Store(tmp_path / "phone.db") as store:
+        summary = build_lut(store, device, space, request=build_request(device, runs=2, warmup=0),
+                            calibration_request=build_request(device, runs=2, warmup=0), calibration=2, dtype="int8")
+        entries = load_entries(store.connection, device.name, table_space("mnasnet", "int8"))
+        assert not load_entries(store.connection, device.name, "mnasnet")  # the float32 table is untouched
+    assert summary.measured == 12 and summary.calibration_measured == 2 and len(entries) == 12
+    assert {e.settings["dtype"] for e in entries} == {"int8"}
+    assert {e.settings["runtime"] for e in entries} == {"tflite benchmark_model"}
