@@ -37,7 +37,7 @@ Parts (``--part``; ``all`` runs each in turn):
 
     python benchmarks/predictor_quality.py [--part few-shot|host|keras|published|speed|all] [--db HOST_DB]
         [--seeds 5] [--ns 0 5 10 20 50 100] [--spaces nasbench201 nasbench201-pruned fbnet] [--devices pixel2 ...]
-        [--every-form] [--archs 30] [--rounds 6] [--repeat 2] [--json out.json]
+        [--every-form] [--archs 30] [--rounds 6] [--repeat 2] [--dtype float32|int8] [--json out.json]
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def _host_predictor(args: argparse.Namespace):
         raise SystemExit("the host, keras and speed parts need --db DB with a host table and fitted predictor; "
                          "make one with `python benchmarks/lut_build.py --db DB`")
     store = Store(args.db, writable=False)
-    return load_predictor("local", "mnasnet", store=store), store
+    return load_predictor("local", "mnasnet", store=store, dtype=args.dtype), store
 
 
 def _interleaved(paths: Sequence[Path], reference: Path, rounds: int) -> list[dict[str, float]]:
@@ -358,6 +358,8 @@ def host(args: argparse.Namespace, out: dict) -> None:
     """Held-out random MnasNet architectures, exported with the converter, against MobileNetV2."""
     from latprof.space import export_many, get_space
 
+    if args.dtype != "float32":
+        raise SystemExit("--part host is float32; the int8 held-out architectures are benchmarks/int8_quality.py's")
     predictor, store = _host_predictor(args)
     space = get_space("mnasnet", **predictor.space_params)
     rng = random.Random(HELD_OUT_SEED)
@@ -378,22 +380,22 @@ def host(args: argparse.Namespace, out: dict) -> None:
                    "goal": "latprof >= 90% within 10%, >= 60% within 5%"}
 
 
-def _keras_models(folder: Path) -> list[tuple[str, Path]]:
-    """The Keras applications of the bar (weights=None, 224x224), converted once and cached."""
+def _keras_models(dtype: str) -> list[tuple[str, Path]]:
+    """The Keras applications of the bar (weights=None, 224x224) in ``dtype``, converted once and cached."""
     from latprof.cache import cache_dir
-    from latprof.space import keras_to_tflite
+    from latprof.space import keras_to_tflite, quantize_for
 
     out = []
     cache = cache_dir() / "keras-apps"
     cache.mkdir(parents=True, exist_ok=True)
     for name in KERAS_MODELS:
-        path = cache / f"{name}-224.tflite"
+        path = cache / f"{name}-224{'' if dtype == 'float32' else '-' + dtype}.tflite"
         if not path.is_file():
             import keras
 
             model = getattr(keras.applications, name)(weights=None, input_shape=(224, 224, 3))
             tmp = path.with_suffix(".part")
-            tmp.write_bytes(keras_to_tflite(model))
+            tmp.write_bytes(keras_to_tflite(model, quantize=quantize_for(dtype)))
             tmp.replace(path)
         out.append((name, path))
     return out
@@ -401,21 +403,22 @@ def _keras_models(folder: Path) -> list[tuple[str, Path]]:
 
 def keras_part(args: argparse.Namespace, out: dict) -> None:
     """``latprof predict model.tflite`` on Keras applications the host table never saw, against MobileNetV2."""
-    from latprof.space import export_tflite, get_space
+    from latprof.space import export_tflite, get_space, quantize_for
 
     predictor, store = _host_predictor(args)
     folder = Path(tempfile.mkdtemp(prefix="latprof-quality-keras-"))
-    models = _keras_models(folder)
-    reference = export_tflite(get_space("mnasnet").parse("mobilenet-v2"), folder / "mobilenet-v2.tflite")
-    print(f"\n=== keras: {len(models)} Keras applications (weights=None, 224x224) predicted from their .tflite, "
-          f"each timed against MobileNetV2 in one session ({args.rounds} rounds)")
+    models = _keras_models(args.dtype)
+    reference = export_tflite(get_space("mnasnet").parse("mobilenet-v2"), folder / "mobilenet-v2.tflite",
+                              quantize=quantize_for(args.dtype))
+    print(f"\n=== keras: {len(models)} Keras applications (weights=None, 224x224, {args.dtype}) predicted from their "
+          f".tflite, each timed against MobileNetV2 in one session ({args.rounds} rounds)")
     ref_ms = predictor.predict(reference).latency_ms
     predictions = [predictor.predict(path) for _, path in models]
     for (name, _), p in zip(models, predictions):
         print(f"  {name:<18} predicted {p.latency_ms:8.2f} ms, {100 * p.regression_share:3.0f}% of it from the "
               f"operator regression")
     predicted = {"latprof": np.array([p.latency_ms for p in predictions]) / ref_ms,
-                 **_baseline_ratios(store, [p for _, p in models], reference)}
+                 **_baseline_ratios(store, [p for _, p in models], reference, args.dtype)}
     results = []
     for run in range(1, args.repeat + 1):
         measured = _interleaved([p for _, p in models], reference, args.rounds)
@@ -494,6 +497,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write every figure here, as each phone finishes")
     ap.add_argument("--db", type=Path, help="host database with a table and fitted predictor (host, keras, speed)")
     ap.add_argument("--archs", type=int, default=30, help="held-out architectures (host)")
+    ap.add_argument("--dtype", choices=("float32", "int8"), default="float32",
+                    help="keras, speed: export the models and MobileNetV2 in this type and use the host's predictor of "
+                         "it (int8: benchmarks/int8_quality.py builds one; its held-out part is this host part in int8)")
     ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds per measurement (host, keras)")
     ap.add_argument("--repeat", type=int, default=2, help="measure every model this many times (host, keras)")
     args = ap.parse_args()

@@ -92,9 +92,10 @@ def model_dtype(data: bytes) -> str | None:
     """The data type a model computes in, from its first subgraph's inputs and constant (weight) tensors.
 
     "float32" / "float16" (float16 weights); "int8" / "uint8" / "int16" when weights and inputs are
-    quantized, or weights and every inner activation are (integer-only models, also with float32 I/O
-    through a QUANTIZE first and a DEQUANTIZE last); "int8-weights" for dynamic-range quantization
-    (int8 weights, float activations). None when the file cannot be read.
+    quantized, or weights and most inner activations are (integer models, also with float32 I/O
+    through a QUANTIZE first and a DEQUANTIZE last, and with the few float operators the converter
+    leaves where it has no integer kernel); "int8-weights" for dynamic-range quantization (int8
+    weights, float activations). None when the file cannot be read.
     """
     from ai_edge_litert import schema_py_generated as schema
 
@@ -103,23 +104,24 @@ def model_dtype(data: bytes) -> str | None:
         graph = model.Subgraphs(0)
         inputs = {_TYPE_NAMES.get(graph.Tensors(int(i)).Type(), "other") for i in graph.InputsAsNumpy()}
         edges = {int(i) for i in graph.InputsAsNumpy()} | {int(i) for i in graph.OutputsAsNumpy()}
-        weights, inner = set(), set()
+        weights, inner = set(), []
         for j in range(graph.TensorsLength()):
             tensor = graph.Tensors(j)
             buffer = model.Buffers(tensor.Buffer()) if tensor.Buffer() < model.BuffersLength() else None
             if buffer is not None and (buffer.DataLength() or buffer.Offset() > 1):
                 weights.add(_TYPE_NAMES.get(tensor.Type(), "other"))
             elif j not in edges:
-                inner.add(_TYPE_NAMES.get(tensor.Type(), "other"))
+                inner.append(_TYPE_NAMES.get(tensor.Type(), "other"))
     except Exception:  # flatbuffers raises struct.error, IndexError, ... on bad offsets
         return None
     weights -= {"int32", "int64", "bool"}  # biases, shapes and indices say nothing about the compute type
-    inner -= {"int32", "int64", "bool"}
+    inner = [t for t in inner if t not in ("int32", "int64", "bool")]
+    integer = [t for t in inner if t in _QUANTIZED]
     quantized = weights & _QUANTIZED
     if quantized and inputs <= _QUANTIZED:
         return sorted(inputs)[0] if inputs else sorted(quantized)[0]
-    if quantized and inner and inner <= _QUANTIZED:
-        return sorted(inner)[0]
+    if quantized and 2 * len(integer) > len(inner):
+        return max(set(integer), key=integer.count)
     if "int8" in quantized or "uint8" in quantized:
         return "int8-weights"
     if "float16" in weights:

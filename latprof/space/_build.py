@@ -207,9 +207,18 @@ QUANTIZATIONS = ("int8", "float16", "dynamic")  # keras_to_tflite's ``quantize``
 IO_DTYPES = ("float32", "int8")  # ``io_dtype``: the input/output tensors' type (int8 only with quantize="int8")
 
 
+# The ``quantize`` value that exports a model of each data type (model_dtype's names); uint8: TFLite's older
+# 8-bit kernels run the same graph, which the converter writes in int8.
+_QUANTIZE_FOR = {"float32": None, "int8": "int8", "uint8": "int8", "float16": "float16", "int8-weights": "dynamic"}
+
+
 def quantize_for(dtype: str) -> str | None:
-    """The ``quantize`` value that exports a model computing in ``dtype`` (a table's data type): None for float32."""
-    return None if dtype == "float32" else dtype
+    """The ``quantize`` value that exports a model computing in ``dtype`` (None: float32); ArchitectureError for a
+    data type the converter cannot write."""
+    if dtype not in _QUANTIZE_FOR:
+        raise ArchitectureError(f"latprof cannot export a {dtype} model; export one of: {', '.join(_QUANTIZE_FOR)}, "
+                                "or give the .tflite file")
+    return _QUANTIZE_FOR[dtype]
 _REPRESENTATIVE_SEED = 0
 
 

@@ -38,11 +38,6 @@ class ModelSpec:
     dtype: str = "float32"  # what it computed in; a built one (keras, arch) is exported so: int8 / uint8 full-integer
 
 
-# The converter option that builds a model of each data type a row may name (uint8: TFLite's older 8-bit
-# kernels run the same graph; the converter writes int8 ones).
-_QUANTIZE = {"float32": None, "int8": "int8", "uint8": "int8", "float16": "float16", "int8-weights": "dynamic"}
-
-
 def cache_dir() -> Path:
     return latprof_cache_dir() / "models"
 
@@ -120,10 +115,9 @@ def tflite_for(spec: ModelSpec) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
-    quantize = _QUANTIZE.get(spec.dtype, "missing")
-    if quantize == "missing":
-        raise ArchitectureError(f"row '{spec.name}': latprof cannot export a {spec.dtype} model to price it; give "
-                                f"the row's .tflite file instead, or one of: {', '.join(_QUANTIZE)}")
+    from latprof.space._build import quantize_for
+
+    quantize = quantize_for(spec.dtype)
     if spec.kind == "keras":
         from latprof.space._build import keras_to_tflite
 
