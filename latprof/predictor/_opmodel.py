@@ -3,7 +3,11 @@
 An operator of fine kind ``k`` (:func:`latprof.space.op_kind`) costs
 ``coef[k] @ op.features()`` (``[1, MACs/1e6, in/1e5, out/1e5, weights/1e5]``),
 fitted by non-negative least squares on relative error over table entries
-(each a sum of its operators' vectors). A kind no entry exercised borrows the
+(each a sum of its operators' vectors). A builtin operator the table timed
+alone at :data:`_OWN_COLUMN_ROWS` or more sizes gets coefficients of its own
+(``name:HARD_SWISH``) when its kind holds other builtins: one kind's operators
+need not run on the same kernels (int8 HARD_SWISH and GELU are left to TFLite's
+reference kernels where XNNPACK takes RELU). A kind no entry exercised borrows the
 coefficients of the nearest measured kind (:data:`_BORROW`), then its family's,
 then the mean of all. The neighbour correction (:class:`Neighbours`) then
 multiplies a layer's estimate by the distance-weighted geometric mean of the
@@ -28,6 +32,7 @@ __all__ = ["OpRegression", "Neighbours", "analytic_regression", "fit_op_regressi
            "MACS_PER_MS"]
 
 N_FEATURES = 5
+_OWN_COLUMN_ROWS = 4
 _K_NEAREST = 4
 # Kinds a table may lack, and the measured kinds whose coefficients they borrow first.
 _BORROW = {
@@ -50,7 +55,8 @@ class OpRegression:
     coef: dict[str, np.ndarray]
 
     def op_ms(self, op: Operator) -> float:
-        return float(self._kind(op_kind(op)) @ op.features())
+        own = self.coef.get(_own(op.kind))
+        return float((own if own is not None else self._kind(op_kind(op))) @ op.features())
 
     def ops_ms(self, ops: Iterable[Operator]) -> np.ndarray:
         """Each operator's cost (ms)."""
@@ -72,12 +78,31 @@ def analytic_regression() -> OpRegression:
     return OpRegression({kind: _ANALYTIC.copy() for kind in OP_KINDS})
 
 
-def _design(op_lists: Sequence[Sequence[Operator]]) -> np.ndarray:
-    index = {k: i for i, k in enumerate(OP_KINDS)}
-    X = np.zeros((len(op_lists), len(OP_KINDS) * N_FEATURES))
+def _own(name: str) -> str:
+    return f"name:{name}"
+
+
+def _own_columns(op_lists: Sequence[Sequence[Operator]]) -> list[str]:
+    """The builtins timed alone at enough sizes that share their one fine kind with other builtins."""
+    alone: dict[str, set[int]] = {}
+    names: dict[str, set[str]] = {}  # fine kind -> the builtins in it
+    kinds: dict[str, set[str]] = {}  # builtin -> its fine kinds
+    for ops in op_lists:
+        for op in ops:
+            names.setdefault(op_kind(op), set()).add(op.kind)
+            kinds.setdefault(op.kind, set()).add(op_kind(op))
+        if len(ops) == 1:
+            alone.setdefault(ops[0].kind, set()).add(ops[0].in_elems)
+    return sorted(_own(name) for name, sizes in alone.items()
+                  if len(sizes) >= _OWN_COLUMN_ROWS and len(kinds[name]) == 1 and len(names[next(iter(kinds[name]))]) > 1)
+
+
+def _design(op_lists: Sequence[Sequence[Operator]], columns: Sequence[str]) -> np.ndarray:
+    index = {k: i for i, k in enumerate(columns)}
+    X = np.zeros((len(op_lists), len(columns) * N_FEATURES))
     for row, ops in enumerate(op_lists):
         for op in ops:
-            i = index[op_kind(op)] * N_FEATURES
+            i = index.get(_own(op.kind), index.get(op_kind(op))) * N_FEATURES
             X[row, i:i + N_FEATURES] += op.features()
     return X
 
@@ -87,14 +112,15 @@ def fit_op_regression(op_lists: Sequence[Sequence[Operator]], ms: np.ndarray) ->
     ms = np.asarray(ms, float)
     if len(ms) < 2:
         raise PredictorError("the lookup table has fewer than 2 entries; run `latprof build-lut` to fill it")
-    X = _design(op_lists)
+    columns = [*OP_KINDS, *_own_columns(op_lists)]
+    X = _design(op_lists, columns)
     w = 1.0 / np.maximum(ms, 1e-6)
     Xw = X * w[:, None]
     scale = np.maximum(np.abs(Xw).max(axis=0), 1e-12)
     coef, _ = nnls(Xw / scale, ms * w, maxiter=50 * X.shape[1])
-    coef = (coef / scale).reshape(len(OP_KINDS), N_FEATURES)
-    seen = np.abs(X).reshape(len(ms), len(OP_KINDS), N_FEATURES).sum(axis=(0, 2)) > 0
-    measured = {k: coef[i] for i, k in enumerate(OP_KINDS) if seen[i]}
+    coef = (coef / scale).reshape(len(columns), N_FEATURES)
+    seen = np.abs(X).reshape(len(ms), len(columns), N_FEATURES).sum(axis=(0, 2)) > 0
+    measured = {k: coef[i] for i, k in enumerate(columns) if seen[i]}
     return OpRegression(_fill(measured))
 
 
