@@ -71,7 +71,7 @@ class BuildSummary:
 
 def calibration_archs(space: SearchSpace, count: int, seed: int = CALIBRATION_SEED) -> list:
     """``count`` distinct random architectures of ``space``, the same every time for a given seed."""
-    out: dict[str, Architecture] = {}
+    out: dict[str, object] = {}
     i = 0
     while len(out) < count and i < count * 20:
         arch = space.sample(random.Random(seed + i))
