@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-from latprof.cache import cache_dir
+from latprof.cache import cache_dir, write_atomic
 
 __all__ = ["PROBE_STAGES", "PROBES_VERSION", "op_probe_models"]
 
@@ -46,9 +45,7 @@ def op_probe_models(folder: Path | None = None, *, stages: Sequence[tuple[int, i
     if missing:
         notify(f"building {len(missing)} operator probe model(s) into {folder} (once; TensorFlow, tens of seconds)")
     for path, (side, channels) in missing:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(_convert(side, channels, dtype))
-        tmp.replace(path)  # whole or absent: a build killed mid-write leaves no half model
+        write_atomic(path, _convert(side, channels, dtype))
     return paths
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from latprof.cache import cache_dir
+from latprof.cache import cache_dir, write_atomic
 from latprof.data import PUBLISHED
 from latprof.predictor._model import Row, fit_units
 from latprof.predictor._priors import AnalyticPrior, analytic_ms
@@ -58,10 +58,7 @@ def _cached(space: SearchSpace, path, device: str, notify: Callable[[str], None]
         return json.loads(file.read_text())
     notify(f"fitting the {space.name} costs of {device} from its published rows (once; cached in {file.parent})")
     costs = _fit_device(space, path, device)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".part")
-    tmp.write_text(json.dumps(costs))
-    tmp.replace(file)
+    write_atomic(file, json.dumps(costs))
     return costs
 
 

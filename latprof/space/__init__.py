@@ -59,9 +59,10 @@ def export_tflite(arch, path, space=None, *, quantize=None, representative=100, 
     options = {"quantize": quantize, "representative": representative, "io_dtype": io_dtype}
     if space is None or isinstance(arch, (Architecture, LayerConfig)):
         return _export(arch, path, **options)
-    from latprof.space._build import keras_to_tflite as _convert, write_model
+    from latprof.cache import write_atomic
+    from latprof.space._build import keras_to_tflite as _convert
 
-    return write_model(_convert(space.keras_model(arch), **options), path)
+    return write_atomic(path, _convert(space.keras_model(arch), **options))
 
 
 def export_many(items, out_dir, workers=None, skip_existing=True, *, quantize=None, representative=100,

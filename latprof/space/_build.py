@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from latprof.cache import write_atomic
 from latprof.errors import ArchitectureError, CalibrationDataError
 from latprof.space._arch import Architecture
 from latprof.space._layers import LayerConfig, named_layers
@@ -354,16 +355,6 @@ def keras_to_tflite(model: Any, timings: dict[str, float] | None = None, *, quan
     raise AssertionError("unreachable")
 
 
-def write_model(data: bytes, path: str | os.PathLike) -> Path:
-    """Write .tflite bytes to ``path`` atomically (through ``path.part``), making its folder; return the Path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
-
-
 def export_tflite(arch: Architecture | LayerConfig, path: str | os.PathLike,
                   timings: dict[str, float] | None = None, *, quantize: str | None = None,
                   representative: Any = 100, io_dtype: str = "float32") -> Path:
@@ -378,7 +369,7 @@ def export_tflite(arch: Architecture | LayerConfig, path: str | os.PathLike,
     if timings is not None:
         timings["build"] = time.perf_counter() - t0
     data = keras_to_tflite(model, timings, quantize=quantize, representative=representative, io_dtype=io_dtype)
-    return write_model(data, path)
+    return write_atomic(path, data)
 
 
 def default_export_name(item: Architecture | LayerConfig, quantize: str | None = None,

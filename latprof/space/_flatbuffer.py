@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latprof.cache import write_atomic
 from latprof.errors import ArchitectureError
 from latprof.space._arch import Architecture
 from latprof.space._layers import LayerConfig, named_layers
@@ -453,10 +454,5 @@ def write_tflite(model, path: str | os.PathLike, seed: int = 0, space=None, dtyp
         data = space.tflite_bytes(model, seed, dtype)
     else:
         raise ArchitectureError(f"expected an Architecture or LayerConfig, got {type(model).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, data)
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from latprof.cache import cache_dir as latprof_cache_dir
+from latprof.cache import cache_dir as latprof_cache_dir, write_atomic
 from latprof.errors import ArchitectureError, ModelFileError
 
 __all__ = ["ModelSpec", "model_spec", "tflite_for", "cache_dir", "KERAS_FAMILIES"]
@@ -113,19 +113,10 @@ def tflite_for(spec: ModelSpec) -> Path:
     path = cache_dir() / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.tflite"
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    from latprof.space._build import quantize_for
+    from latprof.space._build import export_tflite, keras_to_tflite, quantize_for
+    from latprof.space._references import parse_arch
 
     quantize = quantize_for(spec.dtype)
-    if spec.kind == "keras":
-        from latprof.space._build import keras_to_tflite
-
-        tmp.write_bytes(keras_to_tflite(_build_keras(spec), quantize=quantize))
-    else:
-        from latprof.space._build import export_tflite
-        from latprof.space._references import parse_arch
-
-        export_tflite(parse_arch(spec.text), tmp, quantize=quantize)
-    tmp.replace(path)  # never leave a half-written model in the cache
-    return path
+    if spec.kind == "keras":  # both write the cache file whole or not at all
+        return write_atomic(path, keras_to_tflite(_build_keras(spec), quantize=quantize))
+    return export_tflite(parse_arch(spec.text), path, quantize=quantize)

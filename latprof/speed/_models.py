@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from latprof.cache import cache_dir
+from latprof.cache import cache_dir, write_atomic
 from latprof.errors import ArchitectureError, ModelFileError
 from latprof.space import REFERENCES, get_space, parse_arch
 
@@ -29,12 +29,7 @@ PROBE_NAME = f"latprof probe v1 ({PROBE_ARCH}, flatbuffer writer seed 0)"
 
 
 def _write(arch_text: str, path: Path) -> Path:
-    data = get_space("mnasnet").tflite_bytes(parse_arch(arch_text), seed=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # never leave a half-written model behind
-    return path
+    return write_atomic(path, get_space("mnasnet").tflite_bytes(parse_arch(arch_text), seed=0))
 
 
 def write_probe(folder: Path) -> Path:
