@@ -5,7 +5,9 @@ One run, in this order (every part on the same database, so a rerun resumes and 
 1. Build the host's float32 and int8 MnasNet-space tables and calibration sets (what ``latprof build-lut
    --device local [--dtype int8]`` runs), one after the other, each with the built-in operator probes
    (int8 probes: the converter's full-integer quantization of the same graphs), and print their build
-   times side by side with the speed probe's median during each build (the host drifts). Fit both.
+   times with the speed probe's median during each build. Fit both. Because the host drifts, the build
+   times are then compared interleaved: ``--build-entries`` random layer configurations in
+   ``--build-chunks`` chunks, each chunk built in both types back to back into fresh databases.
 2. Write ``--speedup-csv`` (default ``notebooks/data/host_int8_speedup.csv``): every key in both tables,
    float32 and int8 ms at each table's reference speed, its kind, family and multiply-adds; print the
    median float32/int8 speed-up per layer kind and per operator family.
@@ -18,7 +20,7 @@ One run, in this order (every part on the same database, so a rerun resumes and 
    within 10% of the measured ratio.
 
     python benchmarks/int8_quality.py [--db host_int8.db] [--archs 30] [--rounds 6] [--repeat 2]
-        [--calibration 60] [--speedup-csv PATH] [--json out.json]
+        [--calibration 60] [--build-entries 1000] [--build-chunks 6] [--speedup-csv PATH] [--json out.json]
 """
 
 from __future__ import annotations
@@ -81,6 +83,43 @@ def build_tables(store: Store, space: MnasNetSpace, calibration: int) -> dict[st
     else:
         print("  (some entries were already stored: these times are of this run's remainder only)")
     return out
+
+
+class _Chunk(MnasNetSpace):
+    """The space with only some of its layer configurations (one chunk of an interleaved build)."""
+
+    def __init__(self, space: MnasNetSpace, layers: list) -> None:
+        super().__init__(space.depth_multiplier, space.resolution)
+        self.layers_of_chunk = layers
+
+    def unique_layer_configs(self):
+        return self.layers_of_chunk
+
+
+def interleaved_build(space: MnasNetSpace, entries: int, chunks: int) -> dict[str, Any]:
+    """Table build time, float32 against int8, interleaved: ``entries`` random layer configurations in ``chunks``
+    chunks, each built in both types back to back (the type that goes first alternates), into fresh databases."""
+    layers = random.Random(0).sample(space.unique_layer_configs(), entries)
+    size = -(-entries // chunks)
+    seconds: dict[str, list[float]] = {dtype: [] for dtype in DTYPES}
+    with open_device("local") as device, tempfile.TemporaryDirectory(prefix="latprof-int8-build-") as tmp:
+        request = build_request(device, runs=LUT_RUNS, warmup=LUT_WARMUP)
+        for i in range(chunks):
+            chunk = _Chunk(space, layers[i * size:(i + 1) * size])
+            for dtype in (DTYPES if i % 2 == 0 else DTYPES[::-1]):
+                with Store(Path(tmp) / f"{dtype}-{i}.db") as store:
+                    summary = build_lut(store, device, chunk, request=request, calibration_request=request,
+                                        calibration=0, dtype=dtype)
+                seconds[dtype].append(summary.table_wall_s)
+    ratios = np.array(seconds["int8"]) / np.array(seconds["float32"])
+    print(f"\ninterleaved table build ({entries} random layer configurations in {chunks} chunks, each built in both "
+          "types back to back, the first type alternating; each build starts its own timing process):")
+    for dtype in DTYPES:
+        print(f"  {dtype:<8} " + "  ".join(f"{s:6.1f}" for s in seconds[dtype]) + f"   total {sum(seconds[dtype]):6.1f} s")
+    print(f"  int8 / float32: total {sum(seconds['int8']) / sum(seconds['float32']):.2f}, per chunk median "
+          f"{np.median(ratios):.2f} (min {ratios.min():.2f}, max {ratios.max():.2f})")
+    return {"seconds": seconds, "ratio_total": sum(seconds["int8"]) / sum(seconds["float32"]),
+            "ratio_median": float(np.median(ratios))}
 
 
 def _describe(key: str) -> dict[str, Any]:
@@ -147,6 +186,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--calibration", type=int, default=60)
+    ap.add_argument("--build-entries", type=int, default=1000, help="layer configurations of the interleaved build")
+    ap.add_argument("--build-chunks", type=int, default=6)
     ap.add_argument("--resolution", type=int, default=224, help="of the space (smaller: a quick check)")
     ap.add_argument("--depth-multiplier", type=float, default=1.0)
     ap.add_argument("--speedup-csv", type=Path, default=DEFAULT_CSV)
@@ -157,6 +198,7 @@ def main() -> int:
     print(f"host: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; database {db}")
     with Store(db) as store:
         out = {"build": build_tables(store, space, args.calibration),
+               "interleaved_build": interleaved_build(space, args.build_entries, args.build_chunks),
                "speedups": speedups(store, space, args.speedup_csv),
                "held_out": held_out(store, space, args.archs, args.rounds, args.repeat)}
     within = [run["latprof int8"]["within_10"] for run in out["held_out"]]
